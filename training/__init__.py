@@ -1,0 +1,1 @@
+"""ganserve.training: architectures, losses, data, the training loop, checkpoints and metrics."""

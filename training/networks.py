@@ -1,0 +1,574 @@
+"""Generator and discriminator architectures, registered by name.
+
+The report architectures (``mlp-small``, ``mlp``, ``mlp-residual``, ``dcgan``,
+``dcgan-upsample``, ``cgan``, ``dcgan64``) follow ../shared/docs/seed-systems.md
+layer for layer. ``dcgan-cond`` (a convolutional conditional GAN with a
+projection discriminator) is the stronger addition beside them.
+
+Every generator maps z [B, latent_dim] (and labels [B] when conditional) to
+images [B, C, H, W] in [-1, 1]. Every discriminator returns raw scores
+[B] (logits): the reports' final sigmoid is kept as a module (``.sigmoid``)
+and applied inside the BCE loss (``binary_cross_entropy_with_logits``, the
+same function computed stably); WGAN-GP and hinge use the raw score, as a
+critic without sigmoid. Networks do no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils import spectral_norm
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """One registered architecture: how to build G and D, and what it expects."""
+
+    name: str
+    generator: type[nn.Module]
+    discriminator: type[nn.Module]
+    image_shape: tuple[int, int, int]  # (C, H, W) the generator makes
+    conditional: bool
+    report: str  # where it comes from
+    description: str
+    defaults: dict[str, Any] = field(default_factory=dict)  # training defaults (lr, betas...)
+
+
+ARCHITECTURES: dict[str, ArchSpec] = {}
+
+
+def register(
+    name: str,
+    *,
+    image_shape: tuple[int, int, int],
+    conditional: bool = False,
+    report: str,
+    description: str,
+    defaults: dict[str, Any] | None = None,
+) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Register a generator class; its discriminator is its ``Discriminator`` attribute."""
+
+    def wrap(g: type[nn.Module]) -> type[nn.Module]:
+        ARCHITECTURES[name] = ArchSpec(
+            name=name,
+            generator=g,
+            discriminator=g.Discriminator,  # type: ignore[attr-defined]
+            image_shape=image_shape,
+            conditional=conditional,
+            report=report,
+            description=description,
+            defaults=dict(defaults or {}),
+        )
+        return g
+
+    return wrap
+
+
+def get_arch(name: str) -> ArchSpec:
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown architecture {name!r}; choose one of {', '.join(sorted(ARCHITECTURES))}"
+        ) from None
+
+
+def build_generator(arch: str, **kwargs: Any) -> nn.Module:
+    return get_arch(arch).generator(**kwargs)
+
+
+def build_discriminator(arch: str, **kwargs: Any) -> nn.Module:
+    return get_arch(arch).discriminator(**kwargs)
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def apply_spectral_norm(net: nn.Module) -> nn.Module:
+    """Wrap every Linear/Conv layer of ``net`` (not yet normalised) in spectral norm."""
+    for name, child in list(net.named_children()):
+        if isinstance(child, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            if not hasattr(child, "weight_orig"):
+                setattr(net, name, spectral_norm(child))
+        elif not isinstance(child, nn.Embedding):
+            apply_spectral_norm(child)
+    return net
+
+
+def init_dcgan_weights(net: nn.Module) -> None:
+    """The DCGAN paper's init: conv weights N(0, 0.02), BatchNorm N(1, 0.02) and bias 0."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            w = getattr(m, "weight_orig", m.weight)
+            nn.init.normal_(w, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class _Critic(nn.Module):
+    """Shared discriminator plumbing: ``sigmoid`` is applied by the BCE loss."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sigmoid = nn.Sigmoid()  # the reports' output layer; used via BCE-with-logits
+
+
+# --------------------------------------------------------------------------- 1. mlp-small
+class MLPSmallDiscriminator(_Critic):
+    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+        super().__init__()
+        size = image_shape[0] * image_shape[1] * image_shape[2]
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(size, 128),  # 784 -> 128
+            nn.LeakyReLU(0.2),
+            nn.Linear(128, 1),  # one real/fake score
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+@register(
+    "mlp-small",
+    image_shape=(1, 28, 28),
+    report="A (Fashion-MNIST)",
+    description="one-hidden-layer MLP G and D (128 units)",
+    defaults={"beta1": 0.9, "beta2": 0.999},
+)
+class MLPSmallGenerator(nn.Module):
+    Discriminator = MLPSmallDiscriminator
+
+    def __init__(self, latent_dim: int = 100, image_shape: tuple[int, int, int] = (1, 28, 28)):
+        super().__init__()
+        self.latent_dim = latent_dim  # size of z
+        self.image_shape = tuple(image_shape)  # (C, H, W) of the output
+        size = image_shape[0] * image_shape[1] * image_shape[2]
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, 128),  # 100 -> 128
+            nn.LeakyReLU(0.2),
+            nn.Linear(128, size),  # 128 -> 784
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(-1, *self.image_shape)
+
+
+# --------------------------------------------------------------------------- 2. mlp
+class MLPDiscriminator(_Critic):
+    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+        super().__init__()
+        size = image_shape[0] * image_shape[1] * image_shape[2]
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(size, 512),
+            nn.LeakyReLU(0.2),
+            nn.Linear(512, 256),
+            nn.LeakyReLU(0.2),
+            nn.Linear(256, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+@register(
+    "mlp",
+    image_shape=(1, 28, 28),
+    report="B (MNIST, eriklindernoren-style gan.py)",
+    description="MLP 100-128-256-512-784 G, 784-512-256-1 D",
+)
+class MLPGenerator(nn.Module):
+    Discriminator = MLPDiscriminator
+
+    def __init__(
+        self,
+        latent_dim: int = 100,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        batch_norm: bool = False,  # the common BatchNorm1d(eps 0.8) variant on hidden layers 2-3
+    ) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.image_shape = tuple(image_shape)
+        size = image_shape[0] * image_shape[1] * image_shape[2]
+
+        def block(i: int, o: int, norm: bool) -> list[nn.Module]:
+            layers: list[nn.Module] = [nn.Linear(i, o)]
+            if norm:
+                layers.append(nn.BatchNorm1d(o, 0.8))
+            layers.append(nn.LeakyReLU(0.2))
+            return layers
+
+        self.net = nn.Sequential(
+            *block(latent_dim, 128, False),
+            *block(128, 256, batch_norm),
+            *block(256, 512, batch_norm),
+            nn.Linear(512, size),
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(-1, *self.image_shape)
+
+
+# --------------------------------------------------------------------------- 3. dcgan
+class DCGANDiscriminator(_Critic):
+    def __init__(self, channels: int = 1, width: int = 64) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, width, 4, 2, 1),  # 28 -> 14
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 2 * width, 4, 2, 1),  # 14 -> 7
+            nn.BatchNorm2d(2 * width),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+            nn.Linear(2 * width * 7 * 7, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+@register(
+    "dcgan",
+    image_shape=(1, 28, 28),
+    report="A (Fashion-MNIST)",
+    description="transposed-conv G 7->14->28, two-conv D",
+)
+class DCGANGenerator(nn.Module):
+    Discriminator = DCGANDiscriminator
+
+    def __init__(self, latent_dim: int = 100, channels: int = 1, width: int = 64) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.image_shape = (channels, 28, 28)
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(latent_dim, 2 * width, 7, 1, 0, bias=False),  # 1 -> 7
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False),  # 7 -> 14
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False),  # 14 -> 28
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], -1, 1, 1))
+
+
+# --------------------------------------------------------------------------- 4. dcgan-upsample
+class DCGANUpsampleDiscriminator(_Critic):
+    def __init__(self, channels: int = 1) -> None:
+        super().__init__()
+
+        def block(i: int, o: int, bn: bool) -> list[nn.Module]:
+            layers: list[nn.Module] = [
+                nn.Conv2d(i, o, 3, 2, 1),
+                nn.LeakyReLU(0.2, inplace=True),
+                nn.Dropout2d(0.25),
+            ]
+            if bn:
+                layers.append(nn.BatchNorm2d(o, 0.8))
+            return layers
+
+        self.net = nn.Sequential(
+            *block(channels, 16, False),  # 28 -> 14
+            *block(16, 32, True),  # 14 -> 7
+            *block(32, 64, True),  # 7 -> 4
+            *block(64, 128, True),  # 4 -> 2
+            nn.Flatten(),
+            nn.Linear(128 * 2 * 2, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+@register(
+    "dcgan-upsample",
+    image_shape=(1, 28, 28),
+    report="E (Fashion-MNIST)",
+    description="Linear -> 128x7x7, Upsample+Conv G; four-block conv D with dropout",
+)
+class DCGANUpsampleGenerator(nn.Module):
+    Discriminator = DCGANUpsampleDiscriminator
+
+    def __init__(self, latent_dim: int = 100, channels: int = 1) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.image_shape = (channels, 28, 28)
+        self.l1 = nn.Linear(latent_dim, 128 * 7 * 7)
+        self.net = nn.Sequential(
+            nn.BatchNorm2d(128),
+            nn.Upsample(scale_factor=2),  # 7 -> 14
+            nn.Conv2d(128, 128, 3, stride=1, padding=1),
+            nn.BatchNorm2d(128, 0.8),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Upsample(scale_factor=2),  # 14 -> 28
+            nn.Conv2d(128, 64, 3, stride=1, padding=1),
+            nn.BatchNorm2d(64, 0.8),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(64, channels, 3, stride=1, padding=1),
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(self.l1(z).view(z.shape[0], 128, 7, 7))
+
+
+# --------------------------------------------------------------------------- 5. mlp-residual
+class MLPResidualDiscriminator(_Critic):
+    """Spectral-normalised MLP, split into ``features`` and ``head`` for feature matching."""
+
+    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+        super().__init__()
+        size = image_shape[0] * image_shape[1] * image_shape[2]
+        self.features = nn.Sequential(
+            nn.Flatten(),
+            spectral_norm(nn.Linear(size, 512)),
+            nn.LeakyReLU(0.2),
+            nn.Dropout(0.3),
+            spectral_norm(nn.Linear(512, 256)),
+            nn.LeakyReLU(0.2),
+            nn.Dropout(0.3),
+        )
+        self.head = spectral_norm(nn.Linear(256, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)).squeeze(1)
+
+
+@register(
+    "mlp-residual",
+    image_shape=(1, 28, 28),
+    report="E (Fashion-MNIST)",
+    description="BN+dropout MLP G with a Linear(100,1024) residual shortcut; SN MLP D",
+)
+class MLPResidualGenerator(nn.Module):
+    Discriminator = MLPResidualDiscriminator
+
+    def __init__(self, latent_dim: int = 100, image_shape: tuple[int, int, int] = (1, 28, 28)):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.image_shape = tuple(image_shape)
+        size = image_shape[0] * image_shape[1] * image_shape[2]
+
+        def block(i: int, o: int) -> list[nn.Module]:
+            return [nn.Linear(i, o), nn.BatchNorm1d(o), nn.LeakyReLU(0.2), nn.Dropout(0.2)]
+
+        self.trunk = nn.Sequential(
+            *block(latent_dim, 128), *block(128, 256), *block(256, 512), *block(512, 1024)
+        )
+        self.shortcut = nn.Sequential(nn.Linear(latent_dim, 1024), nn.BatchNorm1d(1024))
+        self.out = nn.Sequential(nn.Linear(1024, size), nn.Tanh())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.out(self.trunk(z) + self.shortcut(z)).view(-1, *self.image_shape)
+
+
+# --------------------------------------------------------------------------- 6. cgan
+class CGANDiscriminator(_Critic):
+    def __init__(
+        self, num_classes: int = 10, image_shape: tuple[int, int, int] = (1, 28, 28)
+    ) -> None:
+        super().__init__()
+        size = image_shape[0] * image_shape[1] * image_shape[2]
+        self.label_embedding = nn.Embedding(num_classes, num_classes)
+        self.net = nn.Sequential(
+            nn.Linear(size + num_classes, 512),  # 794 -> 512
+            nn.LeakyReLU(0.2),
+            nn.Linear(512, 512),
+            nn.Dropout(0.4),
+            nn.LeakyReLU(0.2),
+            nn.Linear(512, 512),
+            nn.Dropout(0.4),
+            nn.LeakyReLU(0.2),
+            nn.Linear(512, 1),
+        )
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([x.flatten(1), self.label_embedding(labels)], dim=1)
+        return self.net(h).squeeze(1)
+
+
+@register(
+    "cgan",
+    image_shape=(1, 28, 28),
+    conditional=True,
+    report="C (Fashion-MNIST, targeted generation of clothing)",
+    description="label-embedding MLP cGAN: G 110-128-256-512-1024-784, D 794-512-512-512-1",
+)
+class CGANGenerator(nn.Module):
+    Discriminator = CGANDiscriminator
+
+    def __init__(
+        self,
+        latent_dim: int = 100,
+        num_classes: int = 10,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+    ) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.num_classes = num_classes
+        self.image_shape = tuple(image_shape)
+        size = image_shape[0] * image_shape[1] * image_shape[2]
+        self.label_emb = nn.Embedding(num_classes, num_classes)
+
+        def block(i: int, o: int, norm: bool = True) -> list[nn.Module]:
+            layers: list[nn.Module] = [nn.Linear(i, o)]
+            if norm:
+                layers.append(nn.BatchNorm1d(o, 0.8))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            return layers
+
+        self.net = nn.Sequential(
+            *block(latent_dim + num_classes, 128, norm=False),
+            *block(128, 256),
+            *block(256, 512),
+            *block(512, 1024),
+            nn.Linear(1024, size),
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([self.label_emb(labels), z], dim=1)
+        return self.net(h).view(-1, *self.image_shape)
+
+
+# --------------------------------------------------------------------------- 7. dcgan64
+class DCGAN64Discriminator(_Critic):
+    def __init__(self, channels: int = 3, width: int = 64) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, width, 4, 2, 1, bias=False),  # 64 -> 32
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),  # 32 -> 16
+            nn.BatchNorm2d(width * 2),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width * 2, width * 4, 4, 2, 1, bias=False),  # 16 -> 8
+            nn.BatchNorm2d(width * 4),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width * 4, width * 8, 4, 2, 1, bias=False),  # 8 -> 4
+            nn.BatchNorm2d(width * 8),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width * 8, 1, 4, 1, 0, bias=False),  # 4 -> 1
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten()
+
+
+@register(
+    "dcgan64",
+    image_shape=(3, 64, 64),
+    report="D (anime faces, 64x64 RGB; DCGAN and WGAN-GP)",
+    description="classic 64x64 DCGAN: four ConvT blocks 4->32, ConvT to 64x64x3",
+)
+class DCGAN64Generator(nn.Module):
+    Discriminator = DCGAN64Discriminator
+
+    def __init__(self, latent_dim: int = 100, channels: int = 3, width: int = 64) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.image_shape = (channels, 64, 64)
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(latent_dim, width * 8, 4, 1, 0, bias=False),  # 1 -> 4
+            nn.BatchNorm2d(width * 8),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(width * 8, width * 4, 4, 2, 1, bias=False),  # 4 -> 8
+            nn.BatchNorm2d(width * 4),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(width * 4, width * 2, 4, 2, 1, bias=False),  # 8 -> 16
+            nn.BatchNorm2d(width * 2),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(width * 2, width, 4, 2, 1, bias=False),  # 16 -> 32
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False),  # 32 -> 64
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], -1, 1, 1))
+
+
+# --------------------------------------------------------------------------- dcgan-cond
+class ProjectionDiscriminator(_Critic):
+    """Conv features + a projection head (Miyato & Koyama 2018), spectral norm throughout."""
+
+    def __init__(self, num_classes: int = 10, channels: int = 1, width: int = 64) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            spectral_norm(nn.Conv2d(channels, width, 3, 1, 1)),  # 28
+            nn.LeakyReLU(0.1),
+            spectral_norm(nn.Conv2d(width, width, 4, 2, 1)),  # 28 -> 14
+            nn.LeakyReLU(0.1),
+            spectral_norm(nn.Conv2d(width, 2 * width, 3, 1, 1)),
+            nn.LeakyReLU(0.1),
+            spectral_norm(nn.Conv2d(2 * width, 2 * width, 4, 2, 1)),  # 14 -> 7
+            nn.LeakyReLU(0.1),
+            spectral_norm(nn.Conv2d(2 * width, 4 * width, 3, 1, 1)),
+            nn.LeakyReLU(0.1),
+        )
+        self.linear = spectral_norm(nn.Linear(4 * width, 1))  # unconditional score
+        self.embed = spectral_norm(nn.Embedding(num_classes, 4 * width))  # class projection
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.features(x).sum(dim=(2, 3))  # global sum pooling -> [B, 4*width]
+        return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+
+
+@register(
+    "dcgan-cond",
+    image_shape=(1, 28, 28),
+    conditional=True,
+    report="ganserve (beyond the reports)",
+    description="conv cGAN: label-embedding + z -> 7x7 -> 14 -> 28 G; SN projection D",
+    defaults={"loss": "hinge", "beta1": 0.0, "beta2": 0.9},
+)
+class DCGANCondGenerator(nn.Module):
+    Discriminator = ProjectionDiscriminator
+
+    def __init__(
+        self,
+        latent_dim: int = 100,
+        num_classes: int = 10,
+        channels: int = 1,
+        width: int = 64,
+        embed_dim: int = 50,
+    ) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.num_classes = num_classes
+        self.image_shape = (channels, 28, 28)
+        self.width = width
+        self.label_emb = nn.Embedding(num_classes, embed_dim)
+        self.fc = nn.Sequential(
+            nn.Linear(latent_dim + embed_dim, 4 * width * 7 * 7, bias=False),
+            nn.BatchNorm1d(4 * width * 7 * 7),
+            nn.ReLU(True),
+        )
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(4 * width, 2 * width, 4, 2, 1, bias=False),  # 7 -> 14
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False),  # 14 -> 28
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+            nn.Conv2d(width, channels, 3, 1, 1),
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.fc(torch.cat([z, self.label_emb(labels)], dim=1))
+        return self.net(h.view(z.shape[0], 4 * self.width, 7, 7))
