@@ -192,16 +192,13 @@ def _write_image(image: GridImage, output: str) -> str:
     return f"wrote {path}: {summary}"
 
 
-def _image_shape(card: ModelInfo) -> str:
-    shape = card.card.get("image_shape") or card.card.get("shape")
-    if isinstance(shape, list | tuple):
-        return "x".join(str(v) for v in shape)
-    return "?"
+def _image_shape(model: ModelInfo) -> str:
+    return "x".join(str(v) for v in model.image_shape) or "?"
 
 
 def _models_table(client: Client) -> str:
     listing = client.models()
-    rows = [("NAME", "KIND", "LATENT", "IMAGE", "PROVIDER")]
+    rows = [("NAME", "KIND", "LATENT", "IMAGE (HxWxC)", "PROVIDER")]
     for m in listing:
         name = m.name + (" *" if m.name == listing.default_model else "")
         kind = f"conditional ({m.num_classes} classes)" if m.conditional else "unconditional"

@@ -152,12 +152,18 @@ class ModelInfo:
 
     @property
     def num_classes(self) -> int:
+        """Classes of the data set (0 when it has none)."""
         return int(self.card.get("num_classes") or 0)
 
     @property
     def conditional(self) -> bool:
         """True when the model takes a class label (``/conditional``)."""
-        return self.num_classes > 0
+        return bool(self.card.get("conditional", False))
+
+    @property
+    def image_shape(self) -> list[int]:
+        """The shape of one generated image, as the card gives it ([H, W, C])."""
+        return [int(v) for v in self.card.get("image_shape") or []]
 
     @property
     def class_names(self) -> list[str]:
