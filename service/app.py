@@ -1,0 +1,183 @@
+"""The FastAPI app: ``create_app(settings)``; the lifespan loads and warms up the models.
+
+Run it with ``python -m service`` or ``uvicorn --factory service.app:create_app``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ganserve import __version__
+from service.batcher import Batcher
+from service.config import Settings
+from service.imaging import ImageService
+from service.metrics import Metrics, MetricsMiddleware
+from service.registry import load_registry
+from service.routes import health, images, models
+
+logger = logging.getLogger("service")
+
+DESCRIPTION = """\
+Serves GAN generators exported to ONNX as PNG grids.
+
+Every image endpoint takes a JSON body by POST and the same fields as query
+parameters by GET (lists repeated or comma-separated: `dims=5,20`), so
+`<img src="/generate?n=16&seed=3">` works in a page. A seed names the latents
+(`numpy.random.default_rng(seed).standard_normal((n, latent_dim))`): the same
+request gives the same bytes, and image i of a grid does not depend on n.
+"""
+
+
+class BodyLimitMiddleware:
+    """Answers 413 to request bodies over ``max_bytes`` (declared or streamed)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        detail = f"the request body is larger than {self.max_bytes} bytes"
+        for key, value in scope.get("headers", []):
+            if key == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                response = JSONResponse({"detail": detail}, status.HTTP_413_CONTENT_TOO_LARGE)
+                await response(scope, receive, send)
+                return
+        received = 0
+
+        async def limited_receive() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace non-finite floats (which JSON cannot carry) by their string form."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 in FastAPI's shape, also when the offending input is NaN or infinite."""
+    assert isinstance(exc, RequestValidationError)
+    detail = _json_safe(jsonable_encoder(exc.errors()))
+    return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """500 with a plain message: no traceback reaches the client (the log has it)."""
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": "internal server error"}, status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load and warm up every model, start a batcher per model; stop them at shutdown."""
+    state = app.state
+    settings: Settings = state.settings
+    metrics: Metrics = state.metrics
+    registry = await anyio.to_thread.run_sync(load_registry, settings)
+    executor = ThreadPoolExecutor(
+        max_workers=max(1, min(len(registry.models), 4)), thread_name_prefix="ganserve-infer"
+    )
+    batchers = {
+        name: Batcher(
+            model,
+            max_batch=settings.max_batch,
+            max_wait_s=settings.max_wait_ms / 1000,
+            max_queue=settings.max_queue,
+            executor=executor,
+            metrics=metrics,
+        )
+        for name, model in registry.models.items()
+    }
+    for name, batcher in batchers.items():
+        batcher.start()
+        metrics.model_info.labels(name, batcher.model.provider).set(1)
+    state.registry = registry
+    state.batchers = batchers
+    state.images = ImageService(settings, registry, batchers, metrics)
+    state.ready = bool(registry.models)
+    if not state.ready:
+        state.not_ready_reason = f"no model could be loaded from {settings.models_dir}"
+    metrics.ready.set(1 if state.ready else 0)
+    logger.info(
+        "serving %d model(s) (default %s, conditional default %s)",
+        len(registry.models),
+        registry.default_model,
+        registry.default_conditional_model,
+    )
+    try:
+        yield
+    finally:
+        state.ready = False
+        state.not_ready_reason = "the service is shutting down"
+        metrics.ready.set(0)
+        for batcher in batchers.values():
+            await batcher.stop()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _configure_logging(level: str) -> None:
+    """Give the service's loggers a handler and level (once per process)."""
+    logger.setLevel(level.upper())
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; nothing loads until its lifespan starts."""
+    settings = settings or Settings()
+    _configure_logging(settings.log_level)
+    app = FastAPI(
+        title="ganserve",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=lambda route: route.name,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.registry = None
+    app.state.batchers = {}
+    app.state.images = None
+    app.state.ready = False
+    app.state.not_ready_reason = "the models are still loading"
+    app.include_router(images.router)
+    app.include_router(models.router)
+    app.include_router(health.router)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, internal_error)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    static_paths = frozenset(
+        path for route in app.routes if "{" not in (path := getattr(route, "path", "{"))
+    )
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, static_paths=static_paths)
+    return app

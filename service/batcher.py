@@ -1,0 +1,217 @@
+"""A dynamic batcher per model: concurrent requests share ONNX Runtime session runs.
+
+Requests queue their latents; one worker task per model takes up to ``max_batch``
+latents at a time (waiting at most ``max_wait`` after the oldest request arrived
+for more to come), runs the session in a worker thread so the event loop stays
+free, and hands each request its rows. A request larger than ``max_batch`` is
+split over several runs; a run can hold parts of several requests. When
+``max_queue`` requests are already waiting, a new one is refused with QueueFull.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.metrics import Metrics
+from service.registry import LoadedModel
+
+logger = logging.getLogger("service.batcher")
+
+
+class QueueFull(Exception):
+    """The model's queue is full; the client should retry after ``retry_after`` seconds."""
+
+    def __init__(self, model: str, retry_after: int = 1) -> None:
+        super().__init__(f"model {model} is busy: its request queue is full; retry shortly")
+        self.retry_after = retry_after
+
+
+class BatcherStopped(Exception):
+    """The service is shutting down and runs no more requests."""
+
+
+@dataclass(eq=False)
+class _Job:
+    z: np.ndarray
+    labels: np.ndarray | None
+    future: asyncio.Future[np.ndarray]
+    enqueued: float
+    out: np.ndarray | None = None
+    taken: int = 0  # rows handed to session runs so far
+    done: int = 0  # rows whose images came back
+
+    @property
+    def rows(self) -> int:
+        return int(self.z.shape[0])
+
+
+class Batcher:
+    """Merges one model's concurrent requests into session runs of at most ``max_batch``."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        *,
+        max_batch: int,
+        max_wait_s: float,
+        max_queue: int,
+        executor: Executor | None,
+        metrics: Metrics,
+    ) -> None:
+        self.model = model
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.max_queue = max_queue
+        self.executor = executor
+        self.metrics = metrics
+        self.runs = 0  # session runs so far
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self._pending_rows = 0
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    def start(self) -> None:
+        """Start the worker task on the running event loop."""
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.create_task(self._work(), name=f"batcher-{self.model.name}")
+
+    async def stop(self) -> None:
+        """Stop the worker and fail every request still waiting."""
+        self._stopped = True
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        while self._jobs:
+            job = self._jobs.popleft()
+            if not job.future.done():
+                job.future.set_exception(BatcherStopped("the service is shutting down"))
+        self._pending_rows = 0
+        self.metrics.queue_depth.labels(self.model.name).set(0)
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting (or partly run)."""
+        return len(self._jobs)
+
+    async def generate(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """uint8 [n, H, W, C] images for latents z [n, latent_dim] (and labels [n])."""
+        if self._stopped or self._wakeup is None:
+            raise BatcherStopped("the batcher is not running")
+        if len(self._jobs) >= self.max_queue:
+            self.metrics.rejected.labels(self.model.name).inc()
+            raise QueueFull(self.model.name)
+        if len(z) == 0:
+            return np.zeros((0, *self.model.image_shape), dtype=np.uint8)
+        loop = asyncio.get_running_loop()
+        job = _Job(z=z, labels=labels, future=loop.create_future(), enqueued=loop.time())
+        self._jobs.append(job)
+        self._pending_rows += job.rows
+        self.metrics.queue_depth.labels(self.model.name).set(len(self._jobs))
+        self._wakeup.set()
+        return await job.future
+
+    async def _wait_for_batch(self) -> None:
+        """Return once a full batch is waiting or the oldest request waited max_wait."""
+        assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
+        while not self._jobs:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        deadline = self._jobs[0].enqueued + self.max_wait_s
+        while self._pending_rows < self.max_batch:
+            timeout = deadline - loop.time()
+            if timeout <= 0:
+                return
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            except TimeoutError:
+                return
+
+    def _take(self) -> list[tuple[_Job, int, int]]:
+        """Up to max_batch waiting rows, oldest first, as (job, start, stop) parts."""
+        parts: list[tuple[_Job, int, int]] = []
+        room = self.max_batch
+        now = asyncio.get_running_loop().time()
+        while self._jobs and room > 0:
+            job = self._jobs[0]
+            if job.future.done():  # cancelled by its caller: drop what it still had queued
+                self._jobs.popleft()
+                self._pending_rows -= job.rows - job.taken
+                continue
+            if job.taken == 0:
+                self.metrics.queue_time.labels(self.model.name).observe(now - job.enqueued)
+            start = job.taken
+            stop = min(job.rows, start + room)
+            parts.append((job, start, stop))
+            job.taken = stop
+            room -= stop - start
+            self._pending_rows -= stop - start
+            if job.taken == job.rows:
+                self._jobs.popleft()
+        self.metrics.queue_depth.labels(self.model.name).set(len(self._jobs))
+        return parts
+
+    async def _work(self) -> None:
+        """The worker loop: wait, take a batch, run it, hand out the rows; never dies."""
+        while True:
+            await self._wait_for_batch()
+            parts = self._take()
+            if not parts:
+                continue
+            try:
+                await self._run(parts)
+            except Exception as exc:
+                logger.exception("session run of model %s failed", self.model.name)
+                for job, _, _ in parts:
+                    self._fail(job, exc)
+
+    async def _run(self, parts: list[tuple[_Job, int, int]]) -> None:
+        """One session run over the parts, in a worker thread; each request gets its rows."""
+        name = self.model.name
+        z = np.concatenate([job.z[a:b] for job, a, b in parts])
+        labels = None
+        if self.model.conditional:
+            labels = np.concatenate([job.labels[a:b] for job, a, b in parts])  # type: ignore[index]
+        start = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        images = await loop.run_in_executor(self.executor, self.model.run, z, labels)
+        self.runs += 1
+        self.metrics.session_runs.labels(name).inc()
+        self.metrics.inference_time.labels(name).observe(time.perf_counter() - start)
+        self.metrics.batch_size.labels(name).observe(len(z))
+        self.metrics.images.labels(name).inc(len(z))
+        offset = 0
+        for job, a, b in parts:
+            chunk = images[offset : offset + (b - a)]
+            offset += b - a
+            if job.future.done():
+                continue
+            if a == 0 and b == job.rows:
+                job.future.set_result(chunk)
+                continue
+            if job.out is None:
+                job.out = np.empty((job.rows, *chunk.shape[1:]), dtype=chunk.dtype)
+            job.out[a:b] = chunk
+            job.done += b - a
+            if job.done == job.rows:
+                job.future.set_result(job.out)
+
+    def _fail(self, job: _Job, exc: Exception) -> None:
+        """Fail a request and drop any of its rows still queued."""
+        if not job.future.done():
+            job.future.set_exception(exc)
+        if job in self._jobs:
+            self._jobs.remove(job)
+            self._pending_rows -= job.rows - job.taken

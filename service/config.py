@@ -1,0 +1,48 @@
+"""The service's settings: one ``Settings`` object, read from ``GANSERVE_*`` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told; each field is also ``GANSERVE_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="GANSERVE_", extra="ignore")
+
+    # Models
+    models_dir: Path = Path("models")  # one <name>/model.onnx + <name>/card.json per model
+    default_model: str | None = None  # unset: the first model by name
+    default_conditional_model: str | None = None  # unset: the first conditional model by name
+
+    # Server
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    api_key: SecretStr | None = None  # set: every image and model request needs it as a Bearer
+
+    # Request limits
+    max_n: int = Field(
+        default=256, ge=1
+    )  # most images (or base samples, or images per label) asked for
+    max_images: int = Field(default=1024, ge=1)  # most cells in one grid
+    max_grid_pixels: int = Field(default=4096 * 4096, ge=1)  # most pixels in one response
+    max_scale: int = Field(default=8, ge=1)  # largest nearest-neighbour upscaling
+    max_padding: int = Field(default=16, ge=0)
+    max_abs_value: float = Field(default=10.0, gt=0)  # bound on /perturb values
+    max_body_bytes: int = Field(default=65536, ge=1)  # larger request bodies get 413
+
+    # Batching
+    max_batch: int = Field(default=64, ge=1)  # most latents in one session run
+    max_wait_ms: float = Field(default=5.0, ge=0)  # how long a run waits for more requests
+    max_queue: int = Field(default=512, ge=1)  # most requests waiting per model before 503
+
+    # ONNX Runtime
+    provider: Literal["auto", "cuda", "cpu"] = "auto"
+    intra_op_threads: int = Field(default=0, ge=0)  # 0: the usable cores, at most 8
+    cuda_io_binding: bool = True  # on CUDA, bind inputs/outputs explicitly (IO binding)
+    warmup: bool = True  # run each model once before reporting ready

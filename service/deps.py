@@ -1,0 +1,69 @@
+"""Dependencies as ``Annotated`` aliases (tests replace them via ``app.dependency_overrides``)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from service.config import Settings
+from service.imaging import ImageService
+from service.metrics import Metrics
+from service.registry import Registry
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="Only when the service has an API key (GANSERVE_API_KEY): "
+    "`Authorization: Bearer <key>`.",
+)
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    return request.app.state.settings
+
+
+def get_metrics(request: Request) -> Metrics:
+    """The app's metrics."""
+    return request.app.state.metrics
+
+
+def get_registry(request: Request) -> Registry:
+    """The loaded models; 503 while they are still loading."""
+    registry = request.app.state.registry
+    if registry is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the models are still loading")
+    return registry
+
+
+def get_image_service(request: Request) -> ImageService:
+    """What the image routes use: registry, batchers, limits and metrics together."""
+    service = request.app.state.images
+    if service is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the models are still loading")
+    return service
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+ImageServiceDep = Annotated[ImageService, Depends(get_image_service)]
+
+
+def require_api_key(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """Refuse the request with 401 unless it carries the configured API key (if any)."""
+    if settings.api_key is None:
+        return
+    expected = settings.api_key.get_secret_value().encode()
+    given = (credentials.credentials if credentials else "").encode()
+    if not secrets.compare_digest(given, expected):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "a valid API key is required: send 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

@@ -1,0 +1,337 @@
+"""The model registry: every ``models/<name>/`` checked, loaded into ONNX Runtime and warmed up.
+
+A model is served only when its card parses, the sha256 of ``model.onnx`` matches
+the card, the graph's inputs and outputs follow the model contract, and a warm-up
+run returns uint8 images of the card's shape. Any other model is refused with one
+log line naming the reason; the others still serve.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import logging
+import math
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort  # type: ignore[import-untyped]
+
+from ganserve.latent import make_latents
+from service.config import Settings
+
+logger = logging.getLogger("service.registry")
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+REQUIRED_CARD_KEYS = ("name", "conditional", "latent_dim", "image_shape", "sha256")
+
+# Whether a session could be created on CUDA in this process: asked once, because a
+# failed attempt costs time and logs ONNX Runtime's own error each time.
+_cuda_usable: bool | None = None
+_cuda_lock = threading.Lock()
+
+
+class ModelError(Exception):
+    """A model directory that cannot be served; the message says why."""
+
+
+class ModelNotFound(LookupError):
+    """No served model has the requested name (or none fits the request)."""
+
+    def __init__(self, message: str, available: list[str]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.available = available
+
+
+@dataclass
+class LoadedModel:
+    """One servable generator: its card, its ORT session and the facts routes need."""
+
+    name: str
+    card: dict[str, Any]
+    session: ort.InferenceSession
+    provider: str  # the execution provider the session really runs on
+    latent_dim: int
+    conditional: bool
+    num_classes: int
+    class_names: list[str] | None
+    image_shape: tuple[int, int, int]  # (H, W, C)
+    io_binding: bool = False
+
+    def run(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """uint8 [B, H, W, C] images for float32 latents z [B, latent_dim] (blocking)."""
+        feeds: dict[str, np.ndarray] = {"z": np.ascontiguousarray(z, dtype=np.float32)}
+        if self.conditional:
+            if labels is None:
+                raise ValueError(f"model {self.name} is conditional and needs labels")
+            feeds["label"] = np.ascontiguousarray(labels, dtype=np.int64)
+        if not self.io_binding:
+            return self.session.run(["image"], feeds)[0]
+        # Explicit binding on CUDA: the inputs are copied to the device once and the
+        # uint8 output is allocated directly in host memory.
+        binding = self.session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, value)
+        binding.bind_output("image", "cpu")
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+
+@dataclass
+class Registry:
+    """The served models by name, the refused ones with their reasons, and the defaults."""
+
+    models: dict[str, LoadedModel] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    default_model: str | None = None
+    default_conditional_model: str | None = None
+
+    def get(self, name: str | None, *, conditional: bool = False) -> LoadedModel:
+        """The model called ``name``, or the default (conditional) one when name is None."""
+        available = sorted(self.models)
+        if name is None:
+            name = self.default_conditional_model if conditional else self.default_model
+            if name is None:
+                kind = "conditional model" if conditional else "model"
+                served = ", ".join(available) or "none"
+                raise ModelNotFound(f"no {kind} is being served; models: {served}", available)
+        model = self.models.get(name)
+        if model is None:
+            served = ", ".join(available) or "none"
+            raise ModelNotFound(f"unknown model {name!r}; available models: {served}", available)
+        return model
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def session_options(settings: Settings) -> ort.SessionOptions:
+    """ORT options: intra-op threads for the cores, one inter-op thread, no spinning."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = settings.intra_op_threads or min(usable_cores(), 8)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle pool threads sleep instead of spinning: the batcher leaves gaps between runs,
+    # and spinning threads would take those cores from request handling and PNG encoding.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return options
+
+
+def nvidia_driver_present() -> bool:
+    """Whether the NVIDIA driver library loads: without it CUDA cannot work, so don't try."""
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
+def create_session(model_bytes: bytes, settings: Settings) -> tuple[ort.InferenceSession, str]:
+    """An ORT session on CUDA when asked for or usable, else on the CPU; and its provider."""
+    global _cuda_usable
+    options = session_options(settings)
+    want_cuda = settings.provider == "cuda" or (
+        settings.provider == "auto"
+        and _cuda_usable is not False
+        and CUDA in ort.get_available_providers()
+        and nvidia_driver_present()
+    )
+    if want_cuda:
+        with _cuda_lock:
+            cuda_options = {"device_id": 0, "cudnn_conv_algo_search": "HEURISTIC"}
+            session = ort.InferenceSession(
+                model_bytes, sess_options=options, providers=[(CUDA, cuda_options), CPU]
+            )
+            provider = session.get_providers()[0]
+            _cuda_usable = provider == CUDA
+        if provider == CUDA:
+            return session, CUDA
+        if settings.provider == "cuda":
+            raise ModelError(
+                "the CUDA provider was asked for (GANSERVE_PROVIDER=cuda) but is not usable here"
+                " (onnxruntime-gpu needs an NVIDIA driver, CUDA 13 and cuDNN 9)"
+            )
+        logger.warning("CUDA provider not usable here; running on the CPU")
+        return session, provider
+    session = ort.InferenceSession(model_bytes, sess_options=options, providers=[CPU])
+    return session, session.get_providers()[0]
+
+
+def read_card(model_dir: Path) -> dict[str, Any]:
+    """The parsed card.json of a model directory, with its required keys checked."""
+    path = model_dir / "card.json"
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError("card.json is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"card.json is not readable JSON ({exc})") from None
+    if not isinstance(card, dict):
+        raise ModelError("card.json is not a JSON object")
+    missing = [key for key in REQUIRED_CARD_KEYS if key not in card]
+    if missing:
+        raise ModelError(f"card.json lacks {', '.join(missing)}")
+    if card["name"] != model_dir.name:
+        raise ModelError(f"card names {card['name']!r} but the directory is {model_dir.name!r}")
+    return card
+
+
+def _check_io(session: ort.InferenceSession, card: dict[str, Any]) -> None:
+    """Raise ModelError unless the graph has the contract's inputs and output."""
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
+    expected = {"z", "label"} if card["conditional"] else {"z"}
+    if set(inputs) != expected:
+        raise ModelError(
+            f"model inputs are {sorted(inputs)}, expected {sorted(expected)} "
+            f"for a {'conditional' if card['conditional'] else 'unconditional'} model"
+        )
+    z = inputs["z"]
+    if z.type != "tensor(float)" or len(z.shape) != 2 or z.shape[1] != card["latent_dim"]:
+        raise ModelError(f"input z is {z.type} {z.shape}, expected float [batch, latent_dim]")
+    if "label" in inputs and inputs["label"].type != "tensor(int64)":
+        raise ModelError(f"input label is {inputs['label'].type}, expected int64")
+    if "image" not in outputs or outputs["image"].type != "tensor(uint8)":
+        raise ModelError("the model has no uint8 output called 'image'")
+
+
+def load_model(model_dir: Path, settings: Settings) -> LoadedModel:
+    """Check, load and warm up one model directory; raise ModelError when it cannot serve."""
+    card = read_card(model_dir)
+    try:
+        model_bytes = (model_dir / "model.onnx").read_bytes()
+    except FileNotFoundError:
+        raise ModelError("model.onnx is missing") from None
+    digest = hashlib.sha256(model_bytes).hexdigest()
+    if digest != str(card["sha256"]).lower():
+        raise ModelError(f"sha256 of model.onnx is {digest}, the card says {card['sha256']}")
+    try:
+        latent_dim = int(card["latent_dim"])
+        shape = tuple(int(s) for s in card["image_shape"])
+        conditional = bool(card["conditional"])
+        num_classes = int(card.get("num_classes") or 0) if conditional else 0
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"card.json has a malformed field ({exc})") from None
+    if len(shape) != 3 or latent_dim < 1 or (conditional and num_classes < 1):
+        raise ModelError(
+            "card.json needs image_shape [H, W, C], latent_dim >= 1"
+            " and, for a conditional model, num_classes >= 1"
+        )
+    class_names = card.get("class_names")
+    if class_names is not None and (
+        not isinstance(class_names, list) or not all(isinstance(c, str) for c in class_names)
+    ):
+        raise ModelError("card.json class_names is not a list of strings")
+    try:
+        session, provider = create_session(model_bytes, settings)
+    except ModelError:
+        raise
+    except Exception as exc:  # ORT raises its own types for unreadable graphs
+        raise ModelError(f"ONNX Runtime cannot load model.onnx ({exc})") from None
+    _check_io(session, card)
+    model = LoadedModel(
+        name=model_dir.name,
+        card=card,
+        session=session,
+        provider=provider,
+        latent_dim=latent_dim,
+        conditional=conditional,
+        num_classes=num_classes,
+        class_names=class_names,
+        image_shape=(shape[0], shape[1], shape[2]),
+        io_binding=provider == CUDA and settings.cuda_io_binding,
+    )
+    if settings.warmup:
+        warm_up(model, settings.max_batch)
+    return model
+
+
+def warm_up(model: LoadedModel, max_batch: int) -> None:
+    """Run one latent and one full batch, checking the output against the card."""
+    for n in sorted({1, max_batch}):
+        z = make_latents(0, n, model.latent_dim)
+        labels = np.arange(n, dtype=np.int64) % max(model.num_classes, 1)
+        try:
+            images = model.run(z, labels if model.conditional else None)
+        except Exception as exc:
+            raise ModelError(f"warm-up run failed ({exc})") from None
+        expected = (n, *model.image_shape)
+        if images.dtype != np.uint8 or images.shape != expected:
+            raise ModelError(
+                f"warm-up gave {images.dtype} {list(images.shape)}, the card implies uint8 "
+                f"{list(expected)}"
+            )
+
+
+def _quality_key(model: LoadedModel) -> tuple[float, str]:
+    """Sort key: the card's FID (lower first) when it has one, then the name."""
+    quality = model.card.get("quality")
+    fid = quality.get("fid") if isinstance(quality, dict) else None
+    value = float(fid) if isinstance(fid, int | float) and math.isfinite(fid) else math.inf
+    return value, model.name
+
+
+def choose_defaults(registry: Registry, settings: Settings) -> None:
+    """Set the default models: the configured ones, else the best unconditional/conditional."""
+    models = registry.models
+    for attr, conditional in (("default_model", False), ("default_conditional_model", True)):
+        wanted = getattr(settings, attr)
+        if wanted is not None and wanted in models:
+            if conditional and not models[wanted].conditional:
+                logger.error("GANSERVE_DEFAULT_CONDITIONAL_MODEL=%s is unconditional", wanted)
+            else:
+                setattr(registry, attr, wanted)
+                continue
+        elif wanted is not None:
+            logger.error("GANSERVE_%s=%s is not being served", attr.upper(), wanted)
+        candidates = sorted(
+            (m for m in models.values() if m.conditional == conditional), key=_quality_key
+        )
+        if not conditional and not candidates:
+            candidates = sorted(models.values(), key=_quality_key)
+        setattr(registry, attr, candidates[0].name if candidates else None)
+
+
+def load_registry(settings: Settings) -> Registry:
+    """Load every model under ``settings.models_dir``; log and skip the ones that fail."""
+    registry = Registry()
+    root = Path(settings.models_dir)
+    if not root.is_dir():
+        logger.error("models directory %s does not exist; no models to serve", root)
+        return registry
+    for model_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        if not (model_dir / "card.json").exists() and not (model_dir / "model.onnx").exists():
+            continue
+        try:
+            model = load_model(model_dir, settings)
+        except ModelError as exc:
+            registry.refused[model_dir.name] = str(exc)
+            logger.error("refused model %s: %s", model_dir.name, exc)
+            continue
+        registry.models[model.name] = model
+        logger.info(
+            "loaded model %s (%s, latent_dim %d, image %s) on %s",
+            model.name,
+            "conditional" if model.conditional else "unconditional",
+            model.latent_dim,
+            "x".join(map(str, model.image_shape)),
+            model.provider,
+        )
+    choose_defaults(registry, settings)
+    if not registry.models:
+        logger.error("no model under %s can be served", root)
+    return registry

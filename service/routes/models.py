@@ -1,0 +1,47 @@
+"""The served models and their cards."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, status
+
+from service.deps import RegistryDep, require_api_key
+from service.registry import LoadedModel, ModelNotFound, Registry
+from service.schemas import ErrorResponse, ModelInfo, ModelsResponse
+
+router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(require_api_key)])
+
+
+def model_info(model: LoadedModel, registry: Registry) -> ModelInfo:
+    """A model's card and runtime facts."""
+    return ModelInfo(
+        name=model.name,
+        provider=model.provider,
+        default=model.name == registry.default_model,
+        default_conditional=model.name == registry.default_conditional_model,
+        conditional=model.conditional,
+        latent_dim=model.latent_dim,
+        num_classes=model.num_classes,
+        class_names=model.class_names,
+        image_shape=list(model.image_shape),
+        card=model.card,
+    )
+
+
+@router.get("", responses={401: {"model": ErrorResponse}})
+async def list_models(registry: RegistryDep) -> ModelsResponse:
+    """List every served model with its card, execution provider and the defaults."""
+    return ModelsResponse(
+        default_model=registry.default_model,
+        default_conditional_model=registry.default_conditional_model,
+        models=[model_info(m, registry) for _, m in sorted(registry.models.items())],
+    )
+
+
+@router.get("/{name}", responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}})
+async def read_model(name: str, registry: RegistryDep) -> ModelInfo:
+    """Read one model's card and execution provider."""
+    try:
+        model = registry.get(name)
+    except ModelNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, exc.message) from None
+    return model_info(model, registry)
