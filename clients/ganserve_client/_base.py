@@ -133,6 +133,7 @@ def perturb_spec(
     values: Sequence[float] | None,
     mode: str | None,
     label: Label | None,
+    labels: Label | Sequence[Label] | None,
     scale: int | None,
     padding: int | None,
     format: ImageFormat,
@@ -145,6 +146,7 @@ def perturb_spec(
         "values": None if values is None else list(values),
         "mode": mode,
         "label": label,
+        "labels": _labels(labels),
         "scale": scale,
         "padding": padding,
     }
@@ -307,18 +309,22 @@ def parse_models(response: httpx.Response) -> ModelList:
         body = {"models": body}
     if not isinstance(body, dict) or not isinstance(body.get("models"), list):
         raise APIResponseError("expected {'models': [...]} from /models", response=response)
-    models = [ModelInfo(card=m) for m in body["models"] if isinstance(m, dict)]
+    models = [ModelInfo(data=m) for m in body["models"] if isinstance(m, dict)]
     default = body.get("default_model")
+    default_conditional = body.get("default_conditional_model")
     return ModelList(
-        models=models, default_model=None if default is None else str(default), raw=body
+        models=models,
+        default_model=None if default is None else str(default),
+        default_conditional_model=None if default_conditional is None else str(default_conditional),
+        raw=body,
     )
 
 
 def parse_model(response: httpx.Response) -> ModelInfo:
     body = _json_body(response)
     if not isinstance(body, dict):
-        raise APIResponseError("expected a model card object", response=response)
-    return ModelInfo(card=body)
+        raise APIResponseError("expected a model object", response=response)
+    return ModelInfo(data=body)
 
 
 def parse_health(response: httpx.Response) -> dict[str, Any]:

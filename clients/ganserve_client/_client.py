@@ -256,6 +256,7 @@ class Client(BaseClient):
         values: Sequence[float] | None = ...,
         mode: str | None = ...,
         label: Label | None = ...,
+        labels: Label | Sequence[Label] | None = ...,
         scale: int | None = ...,
         padding: int | None = ...,
         format: Literal["png"] = ...,
@@ -274,6 +275,7 @@ class Client(BaseClient):
         values: Sequence[float] | None = ...,
         mode: str | None = ...,
         label: Label | None = ...,
+        labels: Label | Sequence[Label] | None = ...,
         scale: int | None = ...,
         padding: int | None = ...,
         format: Literal["json"],
@@ -291,6 +293,7 @@ class Client(BaseClient):
         values: Sequence[float] | None = None,
         mode: str | None = None,
         label: Label | None = None,
+        labels: Label | Sequence[Label] | None = None,
         scale: int | None = None,
         padding: int | None = None,
         format: ImageFormat = "png",
@@ -299,10 +302,12 @@ class Client(BaseClient):
     ) -> GridImage | ImageSet:
         """Latent experiments: one row per (dim, value), one column per base sample.
 
-        ``mode`` is ``set`` (z[d] = v), ``add``, ``scale``, ``noise`` or ``label``;
-        the service's defaults (n=8, dims 5, 20, 40, 60, 80, values -3, 0, 3, set)
-        give the reports' 15 x 8 grid. ``label`` picks the class on a
-        conditional model.
+        ``mode`` is ``set`` (z[d] = v), ``add`` (+= v), ``scale`` (*= v), ``noise``
+        (+= v * seeded N(0, 1)) or ``label`` (conditional models: one row per class
+        in ``labels``, latents fixed). The service's defaults (n=8, dims 5, 20, 40,
+        60, 80, values -3, 0, 3, mode set) give the reports' 15 x 8 grid; with
+        ``add``, ``scale`` or ``noise`` and no dims each value applies to the whole
+        vector. ``label`` fixes the class of every cell on a conditional model.
         """
         spec = perturb_spec(
             model=model,
@@ -312,6 +317,7 @@ class Client(BaseClient):
             values=values,
             mode=mode,
             label=label,
+            labels=labels,
             scale=scale,
             padding=padding,
             format=format,
@@ -564,6 +570,7 @@ class AsyncClient(BaseClient):
         values: Sequence[float] | None = ...,
         mode: str | None = ...,
         label: Label | None = ...,
+        labels: Label | Sequence[Label] | None = ...,
         scale: int | None = ...,
         padding: int | None = ...,
         format: Literal["png"] = ...,
@@ -582,6 +589,7 @@ class AsyncClient(BaseClient):
         values: Sequence[float] | None = ...,
         mode: str | None = ...,
         label: Label | None = ...,
+        labels: Label | Sequence[Label] | None = ...,
         scale: int | None = ...,
         padding: int | None = ...,
         format: Literal["json"],
@@ -599,6 +607,7 @@ class AsyncClient(BaseClient):
         values: Sequence[float] | None = None,
         mode: str | None = None,
         label: Label | None = None,
+        labels: Label | Sequence[Label] | None = None,
         scale: int | None = None,
         padding: int | None = None,
         format: ImageFormat = "png",
@@ -614,6 +623,7 @@ class AsyncClient(BaseClient):
             values=values,
             mode=mode,
             label=label,
+            labels=labels,
             scale=scale,
             padding=padding,
             format=format,

@@ -145,14 +145,17 @@ def build_parser() -> argparse.ArgumentParser:
     perturb.add_argument("--n", type=int, help="base samples, one per column (default 8)")
     perturb.add_argument("--dims", type=_int_list, help="latent dimensions, e.g. 5,20,40")
     perturb.add_argument("--values", type=_float_list, help="values, e.g. -3,0,3")
-    perturb.add_argument("--mode", help="set, add, scale, noise or label (default set)")
-    perturb.add_argument("--label", type=_label, help="class for a conditional model")
+    perturb.add_argument("--mode", help="set, add, scale, noise or label (default: set)")
+    perturb.add_argument("--label", type=_label, help="class of every cell (conditional models)")
+    perturb.add_argument(
+        "--labels", type=_label_list, help="mode=label: the rows' classes (default: every class)"
+    )
     _image_options(perturb, columns=False)
 
     models = commands.add_parser("models", help="list the served models")
     models.add_argument("--json", action="store_true", help="print the service's JSON")
 
-    model = commands.add_parser("model", help="print one model's card as JSON")
+    model = commands.add_parser("model", help="print one model's description and card as JSON")
     model.add_argument("name")
 
     commands.add_parser("health", help="check that the service is live and ready")
@@ -201,6 +204,7 @@ def _models_table(client: Client) -> str:
     rows = [("NAME", "KIND", "LATENT", "IMAGE (HxWxC)", "PROVIDER")]
     for m in listing:
         name = m.name + (" *" if m.name == listing.default_model else "")
+        name += " +" if m.name == listing.default_conditional_model else ""
         kind = f"conditional ({m.num_classes} classes)" if m.conditional else "unconditional"
         latent = "?" if m.latent_dim is None else str(m.latent_dim)
         rows.append((name, kind, latent, _image_shape(m), m.provider or "?"))
@@ -210,6 +214,8 @@ def _models_table(client: Client) -> str:
     ]
     if listing.default_model:
         lines.append(f"* default model: {listing.default_model}")
+    if listing.default_conditional_model:
+        lines.append(f"+ default conditional model: {listing.default_conditional_model}")
     if not listing.models:
         lines.append("(no models served)")
     return "\n".join(lines)
@@ -221,7 +227,7 @@ def _run(args: argparse.Namespace, client: Client, out: Callable[[str], None]) -
         out(json.dumps(dict(client.models().raw), indent=2) if args.json else _models_table(client))
         return 0
     if command == "model":
-        out(json.dumps(dict(client.model(args.name).card), indent=2))
+        out(json.dumps(dict(client.model(args.name).data), indent=2))
         return 0
     if command == "health":
         status = client.health().get("status", "ok")
@@ -257,6 +263,7 @@ def _run(args: argparse.Namespace, client: Client, out: Callable[[str], None]) -
             values=args.values,
             mode=args.mode,
             label=args.label,
+            labels=args.labels,
             scale=args.scale,
             padding=args.padding,
         )

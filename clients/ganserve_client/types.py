@@ -131,54 +131,63 @@ class ImageSet:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """One served model: its card as the service reports it, plus shortcuts."""
+    """One served model as the service describes it (``data``), with typed shortcuts.
 
-    card: Mapping[str, Any]
+    ``card`` is the model's card (``card.json``: architecture, training, quality, sha256).
+    """
+
+    data: Mapping[str, Any]
 
     @property
     def name(self) -> str:
-        return str(self.card.get("name", ""))
+        return str(self.data.get("name", ""))
 
     @property
     def provider(self) -> str | None:
         """The ONNX Runtime execution provider serving it (CUDA or CPU)."""
-        value = self.card.get("provider")
+        value = self.data.get("provider")
         return None if value is None else str(value)
 
     @property
+    def conditional(self) -> bool:
+        """True when the model takes a class label (``/conditional``)."""
+        return bool(self.data.get("conditional", False))
+
+    @property
     def latent_dim(self) -> int | None:
-        value = self.card.get("latent_dim")
+        value = self.data.get("latent_dim")
         return None if value is None else int(value)
 
     @property
     def num_classes(self) -> int:
         """Classes of the data set (0 when it has none)."""
-        return int(self.card.get("num_classes") or 0)
-
-    @property
-    def conditional(self) -> bool:
-        """True when the model takes a class label (``/conditional``)."""
-        return bool(self.card.get("conditional", False))
-
-    @property
-    def image_shape(self) -> list[int]:
-        """The shape of one generated image, as the card gives it ([H, W, C])."""
-        return [int(v) for v in self.card.get("image_shape") or []]
+        return int(self.data.get("num_classes") or 0)
 
     @property
     def class_names(self) -> list[str]:
-        return [str(c) for c in self.card.get("class_names") or []]
+        return [str(c) for c in self.data.get("class_names") or []]
+
+    @property
+    def image_shape(self) -> list[int]:
+        """The shape of one generated image: [height, width, channels]."""
+        return [int(v) for v in self.data.get("image_shape") or []]
+
+    @property
+    def card(self) -> Mapping[str, Any]:
+        card = self.data.get("card")
+        return card if isinstance(card, Mapping) else self.data
 
     def __getitem__(self, key: str) -> Any:
-        return self.card[key]
+        return self.data[key]
 
 
 @dataclass(frozen=True)
 class ModelList:
-    """``GET /models``: every served model and the one used when none is named."""
+    """``GET /models``: every served model, and those used when a request names none."""
 
     models: list[ModelInfo]
     default_model: str | None
+    default_conditional_model: str | None
     raw: Mapping[str, Any]
 
     def __len__(self) -> int:

@@ -93,6 +93,8 @@ def test_perturb_accepts_negative_values(service: Script, capsys, tmp_path: Path
     }
     run(capsys, "perturb", "--values", "-0.5,-1e-1", "-o", str(tmp_path / "q.png"))
     assert service.body() == {"values": [-0.5, -0.1]}
+    run(capsys, "perturb", "--mode", "label", "--labels", "Bag,0", "-o", str(tmp_path / "r.png"))
+    assert service.body() == {"mode": "label", "labels": ["Bag", 0]}
 
 
 def test_connection_options_before_or_after_the_command(
@@ -148,6 +150,7 @@ def test_models_table_and_json(service: Script, capsys) -> None:
             },
         ],
         "default_model": "dcgan-fashion",
+        "default_conditional_model": "cgan-fashion",
     }
     service.replies = [httpx.Response(200, json=body)]
     code, out, err = run(capsys, "models")
@@ -155,9 +158,13 @@ def test_models_table_and_json(service: Script, capsys) -> None:
     lines = out.splitlines()
     assert lines[0].split()[:2] == ["NAME", "KIND"]
     assert lines[1].split()[:4] == ["dcgan-fashion", "*", "unconditional", "100"]
+    assert lines[2].split()[:2] == ["cgan-fashion", "+"]
     assert "conditional (10 classes)" in lines[2] and "64" in lines[2]
     assert "28x28x1" in lines[2] and "CPUExecutionProvider" in lines[2]
-    assert lines[-1] == "* default model: dcgan-fashion"
+    assert lines[-2:] == [
+        "* default model: dcgan-fashion",
+        "+ default conditional model: cgan-fashion",
+    ]
 
     code, out, _ = run(capsys, "models", "--json")
     assert code == 0 and json.loads(out) == body

@@ -28,6 +28,7 @@ MODELS_BODY = {
             "class_names": ["T-shirt/top", "Trouser"],
             "image_shape": [28, 28, 1],
             "provider": "CPUExecutionProvider",
+            "card": {"name": "dcgan-fashion", "architecture": "dcgan", "sha256": "ab12"},
         },
         {
             "name": "cgan-fashion",
@@ -39,6 +40,7 @@ MODELS_BODY = {
         },
     ],
     "default_model": "dcgan-fashion",
+    "default_conditional_model": "cgan-fashion",
     "max_n": 256,
 }
 
@@ -149,6 +151,8 @@ def test_perturb_sends_dims_values_mode_and_label(make_api) -> None:
         "mode": "add",
         "label": "Bag",
     }
+    api.perturb(mode="label", labels=["Sneaker", 0], n=2)
+    assert api.script.body() == {"mode": "label", "labels": ["Sneaker", 0], "n": 2}
     # An empty dims list is sent as such: whole-vector modes read it as "all dimensions".
     api.perturb(mode="scale", dims=[], values=[0.5, 1, 2], scale=2, padding=0)
     assert api.script.body() == {
@@ -168,12 +172,15 @@ def test_models_lists_cards(make_api) -> None:
     assert isinstance(listing, ModelList)
     assert listing.names() == ["dcgan-fashion", "cgan-fashion"]
     assert listing.default_model == "dcgan-fashion"
+    assert listing.default_conditional_model == "cgan-fashion"
     assert listing.raw["max_n"] == 256
     dcgan, cgan = listing
     assert not dcgan.conditional and cgan.conditional
     assert dcgan.latent_dim == 100 and dcgan.num_classes == 10
     assert dcgan.provider == "CPUExecutionProvider"
     assert dcgan.image_shape == [28, 28, 1]
+    assert dcgan.card["architecture"] == "dcgan"
+    assert dcgan.class_names == ["T-shirt/top", "Trouser"]
     assert listing.get("cgan-fashion")["provider"] == "CUDAExecutionProvider"
     with pytest.raises(KeyError):
         listing.get("nope")
@@ -186,7 +193,7 @@ def test_model_quotes_the_name(make_api) -> None:
     assert api.script.last.method == "GET"
     assert api.script.last.url.raw_path == b"/models/cgan%20fashion%2Fx"
     assert isinstance(info, ModelInfo)
-    assert info.card == card and info.name == "cgan-fashion"
+    assert info.data == card and info.name == "cgan-fashion" and info.conditional
     with pytest.raises(GanserveError, match="empty"):
         api.model("")
 
