@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -276,6 +277,15 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -294,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, client, print)
     except GanserveError as exc:
         _stderr(f"ganserve: error: {_one_line(str(exc))}")
+    except BrokenPipeError:
+        _silence_stdout()  # the reader went away (``ganserve models | head``): stop quietly
     except OSError as exc:
         detail = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
         _stderr(f"ganserve: error: {_one_line(detail)}")

@@ -102,7 +102,7 @@ class SingleImage(_PNGMixin):
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ImageSet:
     """The single images of a ``format="json"`` request, in row-major order."""
 
@@ -117,6 +117,12 @@ class ImageSet:
 
     def __iter__(self) -> Iterator[SingleImage]:
         return iter(self.images)
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageSet(model={self.model!r}, seed={self.seed}, rows={self.rows}, "
+            f"columns={self.columns}, {len(self.images)} images)"
+        )
 
     def __getitem__(self, index: int) -> SingleImage:
         return self.images[index]
