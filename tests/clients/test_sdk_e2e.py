@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from tiny_models import build_tiny_models
 from ganserve.grid import make_grid
 
 REPO = Path(__file__).resolve().parents[2]
+README = REPO / "clients" / "README.md"
 API_KEY = "e2e-secret"
 GANSERVE = Path(sys.executable).parent / "ganserve"
 
@@ -324,3 +326,46 @@ def test_cli_service_errors_are_one_line(
     assert done.stderr.startswith(f"ganserve: error: {message}"), done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+# -- README ------------------------------------------------------------------
+
+
+def sdk_env(server: Server) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GANSERVE_")}
+    return {**env, "GANSERVE_URL": server.url, "GANSERVE_API_KEY": API_KEY}
+
+
+def test_readme_python_examples_run(server: Server, tmp_path: Path) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert len(blocks) >= 5
+    for block in blocks:
+        done = subprocess.run(
+            [sys.executable, "-c", block],
+            capture_output=True,
+            text=True,
+            env=sdk_env(server),
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert done.returncode == 0, f"{block}\n{done.stderr}"
+    assert {"grid.png", "conditional.png", "perturb.png", "grid-3.png", "cell-1-1.png"} <= {
+        p.name for p in tmp_path.iterdir()
+    }
+
+
+def test_readme_cli_examples_run(server: Server, tmp_path: Path) -> None:
+    text = README.read_text().split("## Command line", 1)[1]
+    block = re.search(r"```sh\n(.*?)```", text, re.S)
+    assert block is not None
+    commands = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
+    commands = [c for c in commands if c and "http://host" not in c]
+    assert len(commands) >= 8
+    env = sdk_env(server)
+    env["PATH"] = f"{GANSERVE.parent}{os.pathsep}{env.get('PATH', '')}"
+    for command in commands:
+        done = subprocess.run(
+            ["bash", "-c", command], capture_output=True, text=True, env=env, cwd=tmp_path
+        )
+        assert done.returncode == 0, f"{command}\n{done.stderr}"
+    assert (tmp_path / "grid.png").read_bytes().startswith(b"\x89PNG")
