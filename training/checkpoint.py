@@ -57,7 +57,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many types for corrupt files
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from None
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint ({type(exc).__name__})"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a ganserve checkpoint (expected format {FORMAT})")
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
@@ -75,7 +77,9 @@ def _load_state(net: nn.Module, state: dict[str, Any], what: str, path: Path | s
         net.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise CheckpointError(f"{path}: {what} weights do not fit the architecture: {first}") from None
+        raise CheckpointError(
+            f"{path}: {what} weights do not fit the architecture: {first}"
+        ) from None
 
 
 def load_generator(

@@ -102,7 +102,9 @@ def load_torchvision_split(
             f"{name} not found: {', '.join(missing)} missing in {raw} "
             "(pass --data-dir to a folder in torchvision's layout, or --download)"
         )
-    cls = torchvision.datasets.FashionMNIST if name == "fashion-mnist" else torchvision.datasets.MNIST
+    cls = (
+        torchvision.datasets.FashionMNIST if name == "fashion-mnist" else torchvision.datasets.MNIST
+    )
     try:
         ds = cls(str(root), train=train, download=download)
     except Exception as exc:  # corrupt files, failed download
@@ -111,7 +113,7 @@ def load_torchvision_split(
 
 
 def _fit_shape(x: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
-    """Resize [N, C, H, W] to the architecture's (C, H, W): bilinear size, repeat/average channels."""
+    """Resize [N, C, H, W] to the architecture's (C, H, W): bilinear size, repeated channels."""
     c, h, w = shape
     if x.shape[2:] != (h, w):
         x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
@@ -125,7 +127,9 @@ def _fit_shape(x: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
     return x
 
 
-def _load_folder(path: Path, shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor | None, tuple[str, ...] | None]:
+def _load_folder(
+    path: Path, shape: tuple[int, int, int]
+) -> tuple[torch.Tensor, torch.Tensor | None, tuple[str, ...] | None]:
     from PIL import Image
 
     if not path.is_dir():
@@ -152,7 +156,9 @@ def _load_folder(path: Path, shape: tuple[int, int, int]) -> tuple[torch.Tensor,
                 im = im.convert(mode)
                 # Resize(h) on the short side, then CenterCrop(h, w)
                 s = h / min(im.size)
-                im = im.resize((max(w, round(im.size[0] * s)), max(h, round(im.size[1] * s))), Image.BILINEAR)
+                im = im.resize(
+                    (max(w, round(im.size[0] * s)), max(h, round(im.size[1] * s))), Image.BILINEAR
+                )
                 left, top = (im.size[0] - w) // 2, (im.size[1] - h) // 2
                 arrays.append(np.asarray(im.crop((left, top, left + w, top + h)), dtype=np.uint8))
         except OSError as exc:
@@ -199,4 +205,9 @@ def load_dataset(
     else:
         raise DataError(f"unknown dataset {spec!r}; choose one of {', '.join(DATASET_CHOICES)}")
     images = _fit_shape(images, image_shape).clamp_(-1, 1).contiguous()
-    return ImageData(name=spec, images=images.to(device), labels=None if lab is None else lab.to(device), class_names=names)
+    return ImageData(
+        name=spec,
+        images=images.to(device),
+        labels=None if lab is None else lab.to(device),
+        class_names=names,
+    )

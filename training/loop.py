@@ -28,7 +28,7 @@ from torch import nn
 from ganserve.grid import encode_png, make_grid
 from ganserve.latent import make_latents
 from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from training.data import ImageData, load_dataset
+from training.data import load_dataset
 from training.losses import get_loss, gradient_penalty
 from training.networks import (
     apply_spectral_norm,
@@ -112,7 +112,7 @@ def next_run_dir(out: str | Path, arch: str, dataset: str) -> Path:
 
 
 def to_uint8_nhwc(x: torch.Tensor) -> np.ndarray:
-    """Generator output in [-1, 1] [B, C, H, W] -> uint8 [B, H, W, C] (the export graph's mapping)."""
+    """G output in [-1, 1] [B, C, H, W] -> uint8 [B, H, W, C], the export graph's mapping."""
     y = ((x.detach().float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
     return y.permute(0, 2, 3, 1).cpu().numpy()
 
@@ -167,7 +167,9 @@ def plot_losses(epochs: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 @torch.no_grad()
-def sample_grid(g: nn.Module, *, seed: int, num_classes: int, conditional: bool, device: torch.device) -> np.ndarray:
+def sample_grid(
+    g: nn.Module, *, seed: int, num_classes: int, conditional: bool, device: torch.device
+) -> np.ndarray:
     """A fixed-seed grid: 64 images (8 x 8), or 8 per class (a row per class) when conditional."""
     was_training = g.training
     g.eval()
@@ -215,7 +217,9 @@ def training_loop(options: TrainOptions, *, log=print) -> Path:
             "(a labelled folder has one subfolder per class)"
         )
     if len(data) < o.batch_size:
-        raise ValueError(f"{o.dataset} has {len(data)} images, fewer than --batch-size {o.batch_size}")
+        raise ValueError(
+            f"{o.dataset} has {len(data)} images, fewer than --batch-size {o.batch_size}"
+        )
 
     g_kwargs = dict(o.g_kwargs)
     d_kwargs = dict(o.d_kwargs)
@@ -260,17 +264,25 @@ def training_loop(options: TrainOptions, *, log=print) -> Path:
         if "rng" in resume_ckpt:
             _set_rng_state(resume_ckpt["rng"])
         if start_epoch >= o.epochs:
-            raise ValueError(f"{o.resume} already has {start_epoch} epochs; ask for --epochs > {start_epoch}")
+            raise ValueError(
+                f"{o.resume} already has {start_epoch} epochs; ask for --epochs > {start_epoch}"
+            )
 
     run_dir = next_run_dir(o.out, o.arch, o.dataset)
     (run_dir / "training_options.json").write_text(
-        json.dumps({**_jsonable(o), "resolved_device": str(device), "dataset_info": data.describe()}, indent=2)
+        json.dumps(
+            {**_jsonable(o), "resolved_device": str(device), "dataset_info": data.describe()},
+            indent=2,
+        )
     )
     stats_file = (run_dir / "stats.jsonl").open("a")
     n_batches = len(data) // o.batch_size
     latent_dim = g.latent_dim
     num_classes = data.num_classes
-    log(f"run {run_dir}: {o.arch} on {o.dataset} ({len(data)} images), {o.loss} loss, device {device}")
+    log(
+        f"run {run_dir}: {o.arch} on {o.dataset} ({len(data)} images), "
+        f"{o.loss} loss, device {device}"
+    )
 
     def emit(record: dict[str, Any]) -> None:
         stats_file.write(json.dumps(record) + "\n")
@@ -332,28 +344,52 @@ def training_loop(options: TrainOptions, *, log=print) -> Path:
             if step % o.log_every == 0:
                 elapsed = time.perf_counter() - t0
                 ips = (i + 1) * o.batch_size / max(elapsed, 1e-9)
-                rec = {"kind": "step", "epoch": epoch + 1, "step": step, "d_loss": d_loss.item(),
-                       "g_loss": g_sum / max(g_steps, 1), "images_per_second": round(ips, 1)}
+                rec = {
+                    "kind": "step",
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "d_loss": d_loss.item(),
+                    "g_loss": g_sum / max(g_steps, 1),
+                    "images_per_second": round(ips, 1),
+                }
                 emit(rec)
-                bar.set_postfix(d=f"{rec['d_loss']:.3f}", g=f"{rec['g_loss']:.3f}", ips=f"{ips:.0f}")
+                bar.set_postfix(
+                    d=f"{rec['d_loss']:.3f}", g=f"{rec['g_loss']:.3f}", ips=f"{ips:.0f}"
+                )
         seconds = time.perf_counter() - t0
         train_seconds += seconds
         d_mean, g_mean = d_sum / n_batches, g_sum / max(g_steps, 1)
         if not (math.isfinite(d_mean) and math.isfinite(g_mean)):
-            raise FloatingPointError(f"losses diverged at epoch {epoch + 1} (D {d_mean}, G {g_mean})")
-        rec = {"kind": "epoch", "epoch": epoch + 1, "step": step, "d_loss": d_mean, "g_loss": g_mean,
-               "seconds": round(seconds, 2), "images_per_second": round(n_batches * o.batch_size / seconds, 1)}
+            raise FloatingPointError(
+                f"losses diverged at epoch {epoch + 1} (D {d_mean}, G {g_mean})"
+            )
+        rec = {
+            "kind": "epoch",
+            "epoch": epoch + 1,
+            "step": step,
+            "d_loss": d_mean,
+            "g_loss": g_mean,
+            "seconds": round(seconds, 2),
+            "images_per_second": round(n_batches * o.batch_size / seconds, 1),
+        }
         epoch_stats.append(rec)
         emit(rec)
-        log(f"epoch {epoch + 1}/{o.epochs}: D {d_mean:.4f}  G {g_mean:.4f}  "
-            f"{rec['images_per_second']:.0f} img/s  {seconds:.1f}s")
+        log(
+            f"epoch {epoch + 1}/{o.epochs}: D {d_mean:.4f}  G {g_mean:.4f}  "
+            f"{rec['images_per_second']:.0f} img/s  {seconds:.1f}s"
+        )
         plot_losses(epoch_stats, run_dir / "losses.png", f"{o.arch} on {o.dataset} ({o.loss} loss)")
 
         last = epoch + 1 == o.epochs
         sample_net = ema.net if ema is not None else g
         if (epoch + 1) % o.sample_every == 0 or last:
-            grid = sample_grid(sample_net, seed=o.sample_seed, num_classes=num_classes,
-                               conditional=spec.conditional, device=device)
+            grid = sample_grid(
+                sample_net,
+                seed=o.sample_seed,
+                num_classes=num_classes,
+                conditional=spec.conditional,
+                device=device,
+            )
             (run_dir / f"samples-{epoch + 1:06d}.png").write_bytes(encode_png(grid))
         if (epoch + 1) % o.checkpoint_every == 0 or last:
             save_checkpoint(
@@ -378,7 +414,9 @@ def training_loop(options: TrainOptions, *, log=print) -> Path:
                     "stats": {
                         "images_per_second": rec["images_per_second"],
                         "train_seconds": round(train_seconds, 1),
-                        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                        "device": torch.cuda.get_device_name(device)
+                        if device.type == "cuda"
+                        else "cpu",
                     },
                 },
             )

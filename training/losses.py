@@ -1,4 +1,4 @@
-"""Adversarial losses, chosen per run: ``bce`` (non-saturating), ``mse`` (LSGAN), ``hinge``, ``wgan-gp``.
+"""Adversarial losses, chosen per run: ``bce``, ``mse`` (LSGAN), ``hinge``, ``wgan-gp``.
 
 Discriminators return raw scores; ``bce`` applies the sigmoid through
 ``softplus`` (BCE with real=1, fake=0, G trained against "real"). Each loss

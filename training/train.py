@@ -1,8 +1,8 @@
 """Command line for training: parses options, then calls ``training_loop``.
 
-    python -m training.train --arch dcgan --dataset fashion-mnist --epochs 30 --out runs/
-    python -m training.train --arch cgan --summary          # print(G), print(D), parameter counts
-    python -m training.train --resume runs/00000-dcgan-fashion-mnist/checkpoint-000010.pt --epochs 20
+python -m training.train --arch dcgan --dataset fashion-mnist --epochs 30 --out runs/
+python -m training.train --arch cgan --summary          # print(G), print(D), parameter counts
+python -m training.train --resume runs/00000-dcgan-fashion-mnist/checkpoint-000010.pt --epochs 20
 """
 
 from __future__ import annotations
@@ -15,9 +15,15 @@ from typing import Any
 
 from training.checkpoint import CheckpointError, load_checkpoint
 from training.data import DATASET_CHOICES, DataError
-from training.losses import LOSSES
 from training.loop import TrainOptions, training_loop
-from training.networks import ARCHITECTURES, build_discriminator, build_generator, count_parameters, get_arch
+from training.losses import LOSSES
+from training.networks import (
+    ARCHITECTURES,
+    build_discriminator,
+    build_generator,
+    count_parameters,
+    get_arch,
+)
 
 
 def _kwargs(text: str) -> dict[str, Any]:
@@ -34,25 +40,42 @@ def build_parser() -> argparse.ArgumentParser:
     d = TrainOptions()
     p = argparse.ArgumentParser(
         prog="python -m training.train",
-        description="Train a GAN; writes a numbered run directory with checkpoints, samples and stats.",
+        description="Train a GAN into a numbered run directory (checkpoints, samples, stats).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--arch", default=d.arch, help=f"one of: {', '.join(ARCHITECTURES)}")
     p.add_argument("--dataset", default=d.dataset, help=f"one of: {', '.join(DATASET_CHOICES)}")
-    p.add_argument("--data-dir", default=None, help="torchvision-layout data folder (default: $GANSERVE_DATA_DIR or ../shared/data)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="torchvision-layout data folder (default: $GANSERVE_DATA_DIR or ../shared/data)",
+    )
     p.add_argument("--download", action="store_true", help="let torchvision download the data set")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--loss", default=None, help=f"one of: {', '.join(LOSSES)} (default: the architecture's, bce)")
-    p.add_argument("--optimizer", default=None, choices=["adam", "rmsprop"], help="default: the loss's")
+    p.add_argument(
+        "--loss",
+        default=None,
+        help=f"one of: {', '.join(LOSSES)} (default: the architecture's, bce)",
+    )
+    p.add_argument(
+        "--optimizer", default=None, choices=["adam", "rmsprop"], help="default: the loss's"
+    )
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--beta1", type=float, default=None)
     p.add_argument("--beta2", type=float, default=None)
-    p.add_argument("--n-critic", type=int, default=None, help="D steps per G step (default: 5 for wgan-gp, else 1)")
+    p.add_argument(
+        "--n-critic",
+        type=int,
+        default=None,
+        help="D steps per G step (default: 5 for wgan-gp, else 1)",
+    )
     p.add_argument("--gp-lambda", type=float, default=d.gp_lambda)
     p.add_argument("--spectral-norm", action="store_true", help="spectral norm on every D layer")
-    p.add_argument("--ema", type=float, default=d.ema, help="EMA decay of G's weights, e.g. 0.999 (0: off)")
+    p.add_argument(
+        "--ema", type=float, default=d.ema, help="EMA decay of G's weights, e.g. 0.999 (0: off)"
+    )
     p.add_argument("--dcgan-init", action="store_true", help="N(0, 0.02) weight init")
     p.add_argument("--g-kwargs", type=_kwargs, default={}, help="JSON constructor arguments for G")
     p.add_argument("--d-kwargs", type=_kwargs, default={}, help="JSON constructor arguments for D")
@@ -60,12 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-seed", type=int, default=d.sample_seed)
     p.add_argument("--device", default=d.device, help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--out", default=d.out, help="parent folder of the numbered run directories")
-    p.add_argument("--sample-every", type=int, default=d.sample_every, help="epochs between sample grids")
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="epochs between checkpoints")
-    p.add_argument("--log-every", type=int, default=d.log_every, help="steps between stats.jsonl lines")
+    p.add_argument(
+        "--sample-every", type=int, default=d.sample_every, help="epochs between sample grids"
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=d.checkpoint_every,
+        help="epochs between checkpoints",
+    )
+    p.add_argument(
+        "--log-every", type=int, default=d.log_every, help="steps between stats.jsonl lines"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--resume", default=None, help="continue from this checkpoint (its options, these --epochs)")
-    p.add_argument("--summary", action="store_true", help="print G and D with parameter counts, then stop")
+    p.add_argument(
+        "--resume", default=None, help="continue from this checkpoint (its options, these --epochs)"
+    )
+    p.add_argument(
+        "--summary", action="store_true", help="print G and D with parameter counts, then stop"
+    )
     p.add_argument("--dry-run", action="store_true", help="print the resolved options, then stop")
     return p
 
@@ -73,12 +109,21 @@ def build_parser() -> argparse.ArgumentParser:
 def options_from_args(args: argparse.Namespace) -> TrainOptions:
     if args.resume:
         ckpt = load_checkpoint(args.resume)
-        saved = {k: v for k, v in ckpt.get("options", {}).items() if k in TrainOptions.__dataclass_fields__}
+        saved = {
+            k: v
+            for k, v in ckpt.get("options", {}).items()
+            if k in TrainOptions.__dataclass_fields__
+        }
         o = TrainOptions(**saved)
         # what may change on resume: length, where it goes, where it runs
         return dataclasses.replace(
-            o, epochs=args.epochs, out=args.out, device=args.device, resume=args.resume,
-            progress=not args.no_progress, data_dir=args.data_dir or o.data_dir,
+            o,
+            epochs=args.epochs,
+            out=args.out,
+            device=args.device,
+            resume=args.resume,
+            progress=not args.no_progress,
+            data_dir=args.data_dir or o.data_dir,
         )
     fields = {f.name for f in dataclasses.fields(TrainOptions)}
     values = {k: v for k, v in vars(args).items() if k in fields}

@@ -1,0 +1,109 @@
+"""One training step per architecture x loss, resume, and the run directory's artifacts."""
+
+import json
+
+import pytest
+import torch
+
+from training.checkpoint import load_checkpoint, load_generator
+from training.loop import TrainOptions, training_loop
+from training.losses import LOSSES
+from training.networks import ARCHITECTURES, build_generator
+
+
+def fake_options(tmp_path, **kw):
+    base = {
+        "dataset": "fake",
+        "limit": 64,
+        "epochs": 1,
+        "batch_size": 32,
+        "progress": False,
+        "out": str(tmp_path),
+        "log_every": 1,
+    }
+    base.update(kw)
+    return TrainOptions(**base)
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_one_step_changes_weights_with_finite_losses(tmp_path, arch, loss):
+    opts = fake_options(tmp_path, arch=arch, loss=loss, limit=8, batch_size=8, n_critic=1)
+    run = training_loop(opts, log=lambda *_: None)
+    ckpt = load_checkpoint(run / "checkpoint-000001.pt")
+    torch.manual_seed(0)  # the loop seeds with options.seed (0) before building the networks
+    kw = {"num_classes": 10} if ARCHITECTURES[arch].conditional else {}
+    g_init = build_generator(arch, **kw)
+    changed = [
+        not torch.equal(g_init.state_dict()[k], v)
+        for k, v in ckpt["G"].items()
+        if v.is_floating_point()
+    ]
+    assert any(changed), "G's weights did not change"
+    epochs = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    losses = [r[k] for r in epochs for k in ("d_loss", "g_loss")]
+    assert losses and all(torch.isfinite(torch.tensor(v)) for v in losses)
+    assert ckpt["loss"] == loss and ckpt["step"] == 1
+
+
+def test_run_directory_has_every_artifact(tmp_path):
+    run = training_loop(
+        fake_options(tmp_path, epochs=2, checkpoint_every=1, ema=0.9), log=lambda *_: None
+    )
+    assert run.name == "00000-dcgan-fake"
+    names = {p.name for p in run.iterdir()}
+    assert {
+        "training_options.json",
+        "stats.jsonl",
+        "losses.png",
+        "samples-000001.png",
+        "samples-000002.png",
+        "checkpoint-000001.pt",
+        "checkpoint-000002.pt",
+    } <= names
+    opts = json.loads((run / "training_options.json").read_text())
+    assert opts["arch"] == "dcgan" and opts["loss"] == "bce" and opts["beta1"] == 0.5
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert {r["kind"] for r in stats} == {"step", "epoch"}
+    assert all(r["images_per_second"] > 0 for r in stats)
+    g, ckpt = load_generator(run / "checkpoint-000002.pt")
+    assert ckpt["G_ema"] is not None and ckpt["epoch"] == 2
+    assert g(torch.zeros(1, 100)).shape == (1, 1, 28, 28)
+    second = training_loop(fake_options(tmp_path), log=lambda *_: None)
+    assert second.name == "00001-dcgan-fake"
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
+    straight = training_loop(
+        fake_options(tmp_path / "a", epochs=2, checkpoint_every=1), log=lambda *_: None
+    )
+    first = training_loop(fake_options(tmp_path / "b", epochs=1), log=lambda *_: None)
+    resumed = training_loop(
+        fake_options(tmp_path / "b", epochs=2, resume=str(first / "checkpoint-000001.pt")),
+        log=lambda *_: None,
+    )
+    a = load_checkpoint(straight / "checkpoint-000002.pt")
+    b = load_checkpoint(resumed / "checkpoint-000002.pt")
+    assert a["epoch_stats"][-1]["d_loss"] == b["epoch_stats"][-1]["d_loss"]
+    assert a["epoch_stats"][-1]["g_loss"] == b["epoch_stats"][-1]["g_loss"]
+    for k, v in a["G"].items():
+        assert torch.equal(v, b["G"][k]), k
+
+
+def test_real_fashion_mnist_subset(tmp_path, data_dir):
+    run = training_loop(
+        TrainOptions(
+            arch="mlp-small",
+            dataset="fashion-mnist",
+            data_dir=str(data_dir),
+            limit=512,
+            epochs=1,
+            batch_size=64,
+            progress=False,
+            out=str(tmp_path),
+        ),
+        log=lambda *_: None,
+    )
+    ckpt = load_checkpoint(run / "checkpoint-000001.pt")
+    assert ckpt["dataset"]["class_names"][7] == "Sneaker"
+    assert ckpt["dataset"]["image_shape"] == [1, 28, 28]

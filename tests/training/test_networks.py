@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from training.networks import (
+    ARCHITECTURES,
+    apply_spectral_norm,
+    build_discriminator,
+    build_generator,
+    count_parameters,
+)
+
+REPORT_ARCHS = {"mlp-small", "mlp", "mlp-residual", "dcgan", "dcgan-upsample", "cgan", "dcgan64"}
+
+
+def test_every_report_architecture_is_registered():
+    assert REPORT_ARCHS <= set(ARCHITECTURES)
+    assert any(s.conditional and "conv" in s.description for s in ARCHITECTURES.values())
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("batch", [1, 64])
+def test_forward_shapes(arch, batch):
+    spec = ARCHITECTURES[arch]
+    g, d = build_generator(arch).eval(), build_discriminator(arch).eval()
+    z = torch.randn(batch, g.latent_dim)
+    cond = (torch.randint(0, g.num_classes, (batch,)),) if spec.conditional else ()
+    with torch.no_grad():
+        x = g(z, *cond)
+        scores = d(x, *cond)
+    assert x.shape == (batch, *spec.image_shape)
+    assert x.min() >= -1 and x.max() <= 1
+    assert scores.shape == (batch,)
+    assert torch.isfinite(scores).all()
+
+
+def test_report_layers_are_exact():
+    g = build_generator("dcgan")
+    convs = [m for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding) for c in convs] == [
+        (100, 128, (7, 7), (1, 1), (0, 0)),
+        (128, 64, (4, 4), (2, 2), (1, 1)),
+        (64, 1, (4, 4), (2, 2), (1, 1)),
+    ]
+    assert all(c.bias is None for c in convs)
+    small = build_generator("mlp-small")
+    lin = [m for m in small.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in lin] == [(100, 128), (128, 784)]
+    cgan_d = build_discriminator("cgan")
+    assert cgan_d.net[0].in_features == 794
+    assert count_parameters(build_generator("mlp-small")) == 100 * 128 + 128 + 128 * 784 + 784
+
+
+def test_spectral_norm_option_wraps_every_layer():
+    d = apply_spectral_norm(build_discriminator("dcgan"))
+    layers = [m for m in d.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert layers and all(hasattr(m, "weight_orig") for m in layers)
