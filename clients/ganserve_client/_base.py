@@ -205,7 +205,7 @@ def retry_delay(
     after = retry_after_seconds(response)
     if after is not None:
         return min(after, MAX_RETRY_AFTER)
-    base = min(INITIAL_RETRY_DELAY * 2.0**retries_done, MAX_RETRY_DELAY)
+    base = min(INITIAL_RETRY_DELAY * 2.0 ** min(retries_done, 32), MAX_RETRY_DELAY)
     return base * (1.0 - RETRY_JITTER * (rng or random).random())
 
 

@@ -67,6 +67,8 @@ class Client(BaseClient):
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._configure(base_url, api_key, timeout, max_retries)
+        if http_client is not None and transport is not None:
+            raise GanserveError("pass either http_client or transport, not both")
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(transport=transport)
         self._sleep = sleep
@@ -393,6 +395,8 @@ class AsyncClient(BaseClient):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._configure(base_url, api_key, timeout, max_retries)
+        if http_client is not None and transport is not None:
+            raise GanserveError("pass either http_client or transport, not both")
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(transport=transport)
         self._sleep = sleep

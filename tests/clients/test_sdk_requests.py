@@ -313,3 +313,10 @@ def test_user_supplied_http_client_is_left_open() -> None:
         assert client.generate().seed == 3
     assert not http.is_closed
     http.close()
+
+
+def test_http_client_and_transport_are_exclusive() -> None:
+    http = httpx.Client()
+    with pytest.raises(GanserveError, match="not both"):
+        Client(http_client=http, transport=httpx.MockTransport(lambda r: png_response()))
+    http.close()
