@@ -1,0 +1,149 @@
+"""Training speed: ganserve's loop against a loop written the way the reports write it.
+
+The reports' loop: a torchvision ``DataLoader`` over the data set with
+``ToTensor`` + ``Normalize`` per image, ``shuffle=True``, and ``.to(device)``
+per batch. Ours: the whole data set as one tensor on the device, a random
+permutation per epoch, batches by indexing (``training.data`` / ``training.loop``).
+Both run the same networks, losses and optimizer steps (D then G, BCE), so the
+difference is the input pipeline. Measured in interleaved rounds in one process,
+images/s = real images consumed per second over a fixed number of steps.
+
+    python -m bench.train_bench [--steps 30] [--rounds 3] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from bench.report import write_section
+from training.data import default_data_dir, load_dataset
+from training.loop import pick_device
+from training.networks import build_discriminator, build_generator
+
+
+def _step_fn(device: torch.device) -> Callable[[torch.Tensor], None]:
+    torch.manual_seed(0)
+    g, d = build_generator("dcgan").to(device), build_discriminator("dcgan").to(device)
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+
+    def step(real: torch.Tensor) -> None:
+        z = torch.randn(real.shape[0], 100, device=device)
+        fake = g(z)
+        d_loss = F.softplus(-d(real)).mean() + F.softplus(d(fake.detach())).mean()
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+        g_loss = F.softplus(-d(fake)).mean()
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+
+    return step
+
+
+def reports_batches(batch: int, device: torch.device) -> Iterator[torch.Tensor]:
+    import torchvision
+    from torchvision import transforms
+
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
+    ds = torchvision.datasets.FashionMNIST(str(default_data_dir()), train=True, transform=tf)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, drop_last=True)
+    while True:
+        for x, _ in loader:
+            yield x.to(device)
+
+
+def ours_batches(batch: int, device: torch.device) -> Iterator[torch.Tensor]:
+    data = load_dataset("fashion-mnist", image_shape=(1, 28, 28), device=device)
+    gen = torch.Generator().manual_seed(0)
+    while True:
+        perm = torch.randperm(len(data), generator=gen).to(device)
+        for i in range(len(data) // batch):
+            yield data.images[perm[i * batch : (i + 1) * batch]]
+
+
+def time_loop(
+    batches: Iterator[torch.Tensor],
+    step: Callable[[torch.Tensor], None],
+    steps: int,
+    batch: int,
+    device: torch.device,
+) -> float:
+    for _ in range(2):  # warm-up
+        step(next(batches))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step(next(batches))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def run(
+    steps: int = 30,
+    rounds: int = 3,
+    device_name: str = "auto",
+    batches: tuple[int, ...] = (64, 256),
+) -> str:
+    device = pick_device(device_name)
+    rows = []
+    for batch in batches:
+        results: dict[str, list[float]] = {"reports": [], "ours": []}
+        sources = {"reports": reports_batches(batch, device), "ours": ours_batches(batch, device)}
+        for _ in range(rounds):  # interleaved, so load on the machine hits both alike
+            for name, src in sources.items():
+                results[name].append(time_loop(src, _step_fn(device), steps, batch, device))
+        rep, ours = statistics.median(results["reports"]), statistics.median(results["ours"])
+        rows.append(f"| {batch} | {rep:,.0f} | {ours:,.0f} | {ours / rep:.2f}x |")
+        print(rows[-1], flush=True)
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else (
+            f"CPU ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})"
+        )
+    )
+    return "\n".join(
+        [
+            f"## Training loop: images/s, dcgan on Fashion-MNIST ({where})",
+            "",
+            f"`python -m bench.train_bench --steps {steps} --rounds {rounds} "
+            f"--device {device_name}`: median of {rounds} interleaved rounds of {steps} steps"
+            " (D + G) each.",
+            "",
+            "| batch | reports' loop (DataLoader, per-batch .to) "
+            "| ganserve loop (data on device) | ratio |",
+            "|---:|---:|---:|---:|",
+            *rows,
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.train_bench", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--section", default=None, help="docs/benchmarks.md section (default by device)")
+    args = p.parse_args(argv)
+    md = run(args.steps, args.rounds, args.device)
+    name = args.section or f"training-{pick_device(args.device).type}"
+    print(md)
+    write_section(name, md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
