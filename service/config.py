@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     api_key: SecretStr | None = None  # set: every image and model request needs it as a Bearer
+    cors_origins: list[str] = []  # origins whose pages may call the API (JSON list, or ["*"])
 
     # Request limits
     max_n: int = Field(
@@ -38,7 +39,7 @@ class Settings(BaseSettings):
 
     # Batching
     max_batch: int = Field(default=64, ge=1)  # most latents in one session run
-    max_wait_ms: float = Field(default=5.0, ge=0)  # how long a run waits for more requests
+    max_wait_ms: float = Field(default=2.0, ge=0)  # how long a run waits for more requests
     max_queue: int = Field(default=512, ge=1)  # most requests waiting per model before 503
 
     # ONNX Runtime

@@ -252,11 +252,8 @@ class ImageService:
             make_latents(seed, n, model.latent_dim), req.values, dims=dims, mode=req.mode, seed=seed
         )
         column_labels = None
-        if model.conditional:
-            if label is not None:
-                column_labels = np.full(n, label, dtype=np.int64)
-            else:
-                column_labels = np.arange(n, dtype=np.int64) % model.num_classes
+        if model.conditional:  # one class for every cell, 0 unless given (as offline)
+            column_labels = np.full(n, label or 0, dtype=np.int64)
         labels = None if column_labels is None else np.tile(column_labels, len(row_keys))
         cells = [
             {

@@ -216,6 +216,8 @@ def load_model(model_dir: Path, settings: Settings) -> LoadedModel:
         model_bytes = (model_dir / "model.onnx").read_bytes()
     except FileNotFoundError:
         raise ModelError("model.onnx is missing") from None
+    except OSError as exc:
+        raise ModelError(f"model.onnx is not readable ({exc})") from None
     digest = hashlib.sha256(model_bytes).hexdigest()
     if digest != str(card["sha256"]).lower():
         raise ModelError(f"sha256 of model.onnx is {digest}, the card says {card['sha256']}")
@@ -318,9 +320,10 @@ def load_registry(settings: Settings) -> Registry:
             continue
         try:
             model = load_model(model_dir, settings)
-        except ModelError as exc:
-            registry.refused[model_dir.name] = str(exc)
-            logger.error("refused model %s: %s", model_dir.name, exc)
+        except Exception as exc:  # any failure refuses this model only
+            reason = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
+            registry.refused[model_dir.name] = reason
+            logger.error("refused model %s: %s", model_dir.name, reason)
             continue
         registry.models[model.name] = model
         logger.info(

@@ -126,8 +126,8 @@ class PerturbRequest(GridRequest):
     )
     label: Label | None = Field(
         default=None,
-        description="Conditional models: the class of every cell; omitted: column j shows "
-        "class j mod num_classes.",
+        description="Conditional models: the class of every cell (index or name); omitted: 0, "
+        "as in the offline experiments.",
     )
     labels: list[Label] | None = Field(
         default=None,

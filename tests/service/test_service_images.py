@@ -230,6 +230,17 @@ def test_perturb_on_conditional_model_uses_the_given_label(
     assert r.content == encode_png(make_grid(expected, 3))
 
 
+def test_perturb_on_conditional_model_defaults_to_class_0(
+    client: TestClient, models_dir: Path
+) -> None:
+    r = client.get("/perturb", params={"model": "cgan-fashion", "seed": 4, "n": 2, "mode": "add"})
+    assert r.status_code == 200
+    assert r.headers["x-grid-rows"] == "3"
+    z = perturb_latents(make_latents(4, 2, 100), REPORT_VALUES, dims=None, mode="add")
+    expected = run_model(models_dir, "cgan-fashion", z, np.zeros(6))
+    assert r.content == encode_png(make_grid(expected, 2))
+
+
 def test_perturb_label_mode_rows_are_classes(client: TestClient, models_dir: Path) -> None:
     r = client.post("/perturb", json={"model": "cgan-fashion", "seed": 2, "n": 4, "mode": "label"})
     assert r.status_code == 200
@@ -294,3 +305,28 @@ def test_json_format_names_labels_and_perturbations(client: TestClient) -> None:
     ]
     assert {(i["label"], i["class_name"]) for i in images} == {(7, "Sneaker")}
     assert decode_png(base64.b64decode(images[0]["png_base64"])).shape == (56, 56, 1)
+
+
+def test_perturb_reproduces_the_offline_experiments(client: TestClient, tmp_path: Path) -> None:
+    """training.experiments on the same checkpoint draws the grids /perturb serves
+    (PyTorch there, ONNX Runtime here: pixels agree to 1 level)."""
+    from tiny_models import build_tiny_checkpoints
+
+    from training.checkpoint import load_generator
+    from training.experiments import run_experiments
+
+    generator, _ = load_generator(build_tiny_checkpoints(tmp_path)["dcgan-fashion"])
+    written = run_experiments(generator, tmp_path / "experiments", seed=5, n=8, scale=2)
+    requests = {
+        "dims": {},
+        "scale": {"mode": "scale", "values": [0.5, 1, 2]},
+        "shift": {"mode": "add", "values": [-3, 0, 3]},
+        "noise": {"mode": "noise", "values": [0, 0.5, 1, 2]},
+    }
+    for name, body in requests.items():
+        r = client.post("/perturb", json={"seed": 5, "scale": 2} | body)
+        assert r.status_code == 200
+        served = decode_png(r.content).astype(int)
+        offline = decode_png(written[name].read_bytes()).astype(int)
+        assert served.shape == offline.shape, name
+        assert np.abs(served - offline).max() <= 1, name

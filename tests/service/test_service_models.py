@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import subprocess
@@ -9,11 +10,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from service_testlib import metric_value
 
+from ganserve.latent import make_latents
 from service.config import Settings
 from service.registry import load_registry
 
@@ -238,3 +241,29 @@ print(loaded)
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_cors_is_off_unless_origins_are_configured(make_app: Callable[..., FastAPI]) -> None:
+    origin = {"Origin": "https://gallery.example"}
+    with TestClient(make_app()) as client:
+        r = client.get("/generate", params={"n": 1}, headers=origin)
+        assert "access-control-allow-origin" not in r.headers
+    with TestClient(make_app(cors_origins=["https://gallery.example"])) as client:
+        r = client.get("/generate", params={"n": 1}, headers=origin)
+        assert r.headers["access-control-allow-origin"] == "https://gallery.example"
+        assert "X-Seed" in r.headers["access-control-expose-headers"]
+        preflight = client.options(
+            "/generate",
+            headers=origin | {"Access-Control-Request-Method": "POST"},
+        )
+        assert preflight.status_code == 200
+
+
+def test_io_binding_path_gives_the_same_images(models_dir: Path) -> None:
+    """The explicit IO binding used on CUDA, exercised here on the CPU provider."""
+    registry = load_registry(Settings(models_dir=models_dir, provider="cpu"))
+    for model in registry.models.values():
+        bound = dataclasses.replace(model, io_binding=True)
+        z = make_latents(3, 5, model.latent_dim)
+        labels = np.arange(5) % model.num_classes if model.conditional else None
+        assert np.array_equal(bound.run(z, labels), model.run(z, labels))
