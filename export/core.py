@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -210,6 +211,7 @@ def export_checkpoint(
 
     shipped, report, facts = _build(ckpt, spec, fp16)
     card = build_card(name, ckpt, spec, facts, report, fmt=fmt, quality=quality)
+    card = json.loads(json.dumps(card, default=str))  # paths, tuples... as JSON values
     set_metadata(shipped, card)
     shipped.producer_name = "ganserve"
     shipped.producer_version = ganserve.__version__

@@ -25,6 +25,8 @@ class Check:
     torch_value: float
     onnx_value: float
     mismatched: int  # elements over the tolerance
+    differing: int = 0  # elements that differ at all
+    size: int = 0  # elements compared
     problem: str = ""  # a shape/dtype/name failure, when there is one
 
     @property
@@ -59,7 +61,8 @@ class ParityReport:
             "float_tolerance": tol.get("float"),
             "uint8_max_abs_diff": int(self.worst("uint8")),
             "uint8_tolerance": int(tol["uint8"]) if "uint8" in tol else None,
-            "uint8_mismatched_pixels": int(sum(c.mismatched for c in checks if c.what == "uint8")),
+            "uint8_values_differing": int(sum(c.differing for c in checks if c.what == "uint8")),
+            "uint8_values_compared": int(sum(c.size for c in checks if c.what == "uint8")),
             "runtime": f"onnxruntime {ort.__version__} CPUExecutionProvider",
             "reference": f"torch {torch.__version__.split('+')[0]} eager CPU",
         }
@@ -114,6 +117,8 @@ def _compare(
         float(ref[idx]),
         float(got[idx]),
         int((diff > tol).sum()),
+        int((diff > 0).sum()),
+        int(diff.size),
     )
 
 

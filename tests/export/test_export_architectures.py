@@ -141,6 +141,9 @@ def test_card_records_parity_within_tolerance(exported: Exported) -> None:
     assert parity["precision"] == "float32"
     assert 0 <= parity["float_max_abs_diff"] <= SPECS[exported.arch].float_atol == 1e-4
     assert 0 <= parity["uint8_max_abs_diff"] <= SPECS[exported.arch].uint8_atol == 1
+    c, h, w = ARCHITECTURES[exported.arch].image_shape
+    assert parity["uint8_values_compared"] == (1 + 64) * h * w * c
+    assert 0 <= parity["uint8_values_differing"] <= parity["uint8_values_compared"] // 100
 
 
 def test_batch_is_dynamic(exported: Exported) -> None:

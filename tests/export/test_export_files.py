@@ -102,6 +102,15 @@ def test_quality_and_training_provenance_reach_the_card(
     assert card["step"] == 1407
 
 
+def test_options_that_are_not_json_are_written_as_text(
+    make_checkpoint: Callable[..., Path], tmp_path: Path
+) -> None:
+    options = {"out": tmp_path / "runs", "betas": (0.5, 0.999), "lr": 2e-4}
+    ckpt = make_checkpoint("mlp-small", options=options)
+    card = verify_model_dir(export_checkpoint(ckpt, "m", tmp_path / "models"))
+    assert card["options"] == {"out": str(tmp_path / "runs"), "betas": [0.5, 0.999], "lr": 2e-4}
+
+
 def test_ema_weights_are_exported_when_present(
     make_checkpoint: Callable[..., Path], tmp_path: Path
 ) -> None:
