@@ -1,0 +1,130 @@
+"""Make the documentation's figures with the running service, through the SDK.
+
+    python docs/figures.py [--models-dir models]
+
+Starts ``python -m service`` on a free loopback port, asks it for every figure
+below with ``ganserve_client.Client``, saves the PNGs under ``docs/images/`` and
+writes ``docs/latent-experiments.md`` with the exact request beside each grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from ganserve_client import Client
+
+DOCS = Path(__file__).resolve().parent
+IMAGES = DOCS / "images"
+
+#: (file, SDK call as written in the docs, call, what the rows show)
+Figure = tuple[str, str, Callable[[Client], object], str]
+
+
+def latent_figures(model: str) -> list[Figure]:
+    m = repr(model)
+    return [
+        (
+            f"latent-fixed-{model}.png",
+            f"client.generate(model={m}, n=8, seed=0, columns=8, scale=2)",
+            lambda c: c.generate(model=model, n=8, seed=0, columns=8, scale=2),
+            "The fixed batch of 8 base samples (seed 0) that every experiment below starts from.",
+        ),
+        (
+            f"latent-dims-{model}.png",
+            f"client.perturb(model={m}, seed=0, dims=[5, 20, 40, 60, 80], values=[-3, 0, 3], "
+            "scale=2)",
+            lambda c: c.perturb(
+                model=model, seed=0, dims=[5, 20, 40, 60, 80], values=[-3, 0, 3], scale=2
+            ),
+            "The reports' 15 x 8 grid: rows are (dimension, value) for dimensions 5, 20, 40, 60, "
+            "80 set to -3, 0 and 3 in turn; columns are the 8 base samples.",
+        ),
+        (
+            f"latent-scale-{model}.png",
+            f"client.perturb(model={m}, seed=0, mode='scale', values=[0.5, 1, 2], scale=2)",
+            lambda c: c.perturb(model=model, seed=0, mode="scale", values=[0.5, 1, 2], scale=2),
+            "The whole vector scaled by 0.5, 1 and 2 (rows).",
+        ),
+        (
+            f"latent-shift-{model}.png",
+            f"client.perturb(model={m}, seed=0, mode='add', values=[-3, 0, 3], scale=2)",
+            lambda c: c.perturb(model=model, seed=0, mode="add", values=[-3, 0, 3], scale=2),
+            "Every dimension shifted by -3, 0 and +3 (rows).",
+        ),
+        (
+            f"latent-noise-{model}.png",
+            f"client.perturb(model={m}, seed=0, mode='noise', values=[0, 0.5, 1, 2], scale=2)",
+            lambda c: c.perturb(model=model, seed=0, mode="noise", values=[0, 0.5, 1, 2], scale=2),
+            "Seeded Gaussian noise of scale 0, 0.5, 1 and 2 added to the whole vector (rows).",
+        ),
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models-dir", default="models")
+    p.add_argument("--latent-model", default=None, help="model of the latent experiments")
+    args = p.parse_args(argv)
+    port = free_port()
+    env = {**os.environ, "GANSERVE_MODELS_DIR": args.models_dir, "GANSERVE_LOG_LEVEL": "warning"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)], env=env
+    )
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    try:
+        with Client(f"http://127.0.0.1:{port}", timeout=120) as client:
+            client.wait_ready(timeout=120)
+            models = client.models()
+            names = [m.name for m in models]
+            print("serving:", ", ".join(names))
+            # one grid per shipped model
+            for info in models:
+                card = info.card
+                if card.get("conditional"):
+                    grid = client.conditional(model=info.name, n=8, seed=0, scale=2)
+                else:
+                    grid = client.generate(model=info.name, n=64, seed=0, columns=8, scale=2)
+                grid.save(IMAGES / f"model-{info.name}.png")
+            latent = args.latent_model or models.default_model
+            lines = [
+                "# The latent experiments, through the service",
+                "",
+                f"Every grid below was drawn by the running service from `{latent}` through the",
+                "Python SDK (`python docs/figures.py` makes them all again: it starts",
+                "`python -m service` and sends exactly the calls shown). Latents follow the",
+                "latent contract, so the same call gives the same bytes, and",
+                "`python -m training.experiments CHECKPOINT` draws the same grids offline",
+                "from the training checkpoint.",
+                "",
+                "```python",
+                "from ganserve_client import Client",
+                "client = Client()  # http://127.0.0.1:8000, started by `make serve`",
+                "```",
+                "",
+            ]
+            for file, call, fn, what in latent_figures(latent):
+                fn(client).save(IMAGES / file)  # type: ignore[attr-defined]
+                lines += [f"## `{call}`", "", what, "", f"![{file}](images/{file})", ""]
+            (DOCS / "latent-experiments.md").write_text("\n".join(lines))
+            print(json.dumps({"models": names, "latent_model": latent}))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
