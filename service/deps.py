@@ -1,4 +1,8 @@
-"""Dependencies as ``Annotated`` aliases (tests replace them via ``app.dependency_overrides``)."""
+"""Dependencies as ``Annotated`` aliases (tests replace them via ``app.dependency_overrides``).
+
+They are ``async def`` because none of them blocks: FastAPI runs a plain ``def``
+dependency in its thread pool, which would cost every request a thread hop each.
+"""
 
 from __future__ import annotations
 
@@ -20,17 +24,17 @@ bearer = HTTPBearer(
 )
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The app's settings."""
     return request.app.state.settings
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     """The app's metrics."""
     return request.app.state.metrics
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
     """The loaded models; 503 while they are still loading."""
     registry = request.app.state.registry
     if registry is None:
@@ -38,7 +42,7 @@ def get_registry(request: Request) -> Registry:
     return registry
 
 
-def get_image_service(request: Request) -> ImageService:
+async def get_image_service(request: Request) -> ImageService:
     """What the image routes use: registry, batchers, limits and metrics together."""
     service = request.app.state.images
     if service is None:
@@ -52,7 +56,7 @@ RegistryDep = Annotated[Registry, Depends(get_registry)]
 ImageServiceDep = Annotated[ImageService, Depends(get_image_service)]
 
 
-def require_api_key(
+async def require_api_key(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
