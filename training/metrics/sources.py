@@ -1,0 +1,309 @@
+"""Image sources for evaluation: real splits, checkpoints and exported ONNX models.
+
+Every source hands out uint8 images [N, H, W, C] (the exported model's own
+output layout) with their labels: the true labels of a real split, the
+conditioning labels of a conditional generator, or ``None``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganserve.latent import make_latents
+from training.metrics.errors import MetricError
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A data set in torchvision's layout."""
+
+    name: str
+    folder: str  # torchvision's folder under the data dir
+    class_names: tuple[str, ...]
+    image_shape: tuple[int, int, int]  # (C, H, W)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "fashion-mnist": DatasetInfo(
+        "fashion-mnist",
+        "FashionMNIST",
+        (
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
+        (1, 28, 28),
+    ),
+    "mnist": DatasetInfo("mnist", "MNIST", tuple(str(i) for i in range(10)), (1, 28, 28)),
+}
+SPLIT_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
+
+
+def default_data_dir() -> Path:
+    """``$GANSERVE_DATA_DIR``, else ``../shared/data`` (relative to the working directory)."""
+    return Path(os.environ.get("GANSERVE_DATA_DIR", "../shared/data"))
+
+
+def get_dataset(name: str) -> DatasetInfo:
+    """Look a data set up by name; ``FashionMNIST``, ``fashion_mnist`` and the like are accepted."""
+    key = str(name).lower().replace("_", "-")
+    key = {"fashionmnist": "fashion-mnist"}.get(key, key)
+    if key not in DATASETS:
+        raise MetricError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return DATASETS[key]
+
+
+@dataclass
+class ImageSet:
+    """uint8 images [N, H, W, C], labels [N] (int64) or None, and what they are."""
+
+    images: np.ndarray
+    labels: np.ndarray | None
+    description: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def load_split(
+    dataset: str, data_dir: str | os.PathLike[str], split: str, n: int | None = None
+) -> ImageSet:
+    """The first ``n`` images (all when ``None``) of a real split, with their labels."""
+    import torchvision  # training-only dependency, imported on use
+
+    info = get_dataset(dataset)
+    if split not in SPLIT_FILES:
+        raise MetricError(f"unknown split {split!r}; choose train or test")
+    data_dir = Path(data_dir)
+    cls = {"fashion-mnist": torchvision.datasets.FashionMNIST, "mnist": torchvision.datasets.MNIST}
+    try:
+        ds = cls[info.name](str(data_dir), train=split == "train", download=False)
+    except RuntimeError:
+        expected = data_dir / info.folder / "raw" / SPLIT_FILES[split]
+        raise MetricError(
+            f"{info.name} {split} split not found: expected {expected} "
+            "(torchvision layout; pass --data-dir)"
+        ) from None
+    images = ds.data.numpy()
+    labels = ds.targets.numpy().astype(np.int64)
+    total = len(images)
+    if n is not None:
+        if n > total:
+            raise MetricError(f"{info.name} {split} split has {total} images, {n} asked for")
+        images, labels = images[:n], labels[:n]
+    return ImageSet(
+        np.ascontiguousarray(images[..., None]),
+        labels,
+        {
+            "kind": "real",
+            "dataset": info.name,
+            "split": split,
+            "count": len(images),
+            "selection": f"the first {len(images)} of {total} images",
+        },
+    )
+
+
+# -- generators ----------------------------------------------------------------------
+
+
+class Generator:
+    """A trained generator: ``generate(z, labels)`` -> uint8 [N, H, W, C]."""
+
+    kind: str
+    path: Path
+    latent_dim: int
+    num_classes: int | None  # None: unconditional
+    dataset: str | None
+    name: str
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes is not None
+
+    def generate(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "path": str(self.path),
+            "name": self.name,
+            "latent_dim": self.latent_dim,
+            "num_classes": self.num_classes,
+            "dataset": self.dataset,
+        }
+
+
+class CheckpointGenerator(Generator):
+    """G rebuilt from a ganserve checkpoint (EMA weights when present), run with torch."""
+
+    kind = "checkpoint"
+
+    def __init__(self, path: Path, device: str | None = None) -> None:
+        import torch
+
+        from training.checkpoint import CheckpointError, load_generator
+        from training.metrics.inception import resolve_device
+
+        try:
+            g, ckpt = load_generator(path)
+        except CheckpointError as exc:
+            raise MetricError(str(exc)) from None
+        self.path = path
+        self.device = resolve_device(device)
+        self.g = g.to(self.device)
+        self.latent_dim = int(g.latent_dim)
+        self.num_classes = int(g.num_classes) if getattr(g, "num_classes", None) else None
+        ds = ckpt.get("dataset") or {}
+        self.dataset = ds.get("name") if isinstance(ds, dict) else ds
+        self.name = f"{ckpt['arch']}@epoch{ckpt.get('epoch')}"
+        self.arch = ckpt["arch"]
+        self.epoch = ckpt.get("epoch")
+        self._torch = torch
+
+    def generate(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            zt = torch.from_numpy(z).to(self.device)
+            if self.conditional:
+                x = self.g(zt, torch.from_numpy(labels).to(self.device))
+            else:
+                x = self.g(zt)
+            x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+            return x.permute(0, 2, 3, 1).cpu().numpy()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "arch": self.arch, "epoch": self.epoch}
+
+
+class OnnxGenerator(Generator):
+    """An exported ``model.onnx`` + ``card.json`` directory, run with ONNX Runtime."""
+
+    kind = "onnx"
+
+    def __init__(self, model_dir: Path, device: str | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = model_dir
+        self.model_path = model_dir / "model.onnx"
+        self.card_path = model_dir / "card.json"
+        for p in (self.model_path, self.card_path):
+            if not p.is_file():
+                raise MetricError(f"{model_dir} is not a model dir: {p.name} is missing")
+        try:
+            self.card = json.loads(self.card_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise MetricError(f"{self.card_path} is not valid JSON ({exc})") from None
+        if not isinstance(self.card, dict):
+            raise MetricError(f"{self.card_path} does not hold a JSON object")
+        want_cuda = device in (None, "auto", "cuda") and "CUDAExecutionProvider" in (
+            ort.get_available_providers()
+        )
+        providers = ["CUDAExecutionProvider"] if want_cuda else []
+        providers.append("CPUExecutionProvider")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # a failed CUDA provider falls back to CPU quietly
+        try:
+            self.session = ort.InferenceSession(str(self.model_path), opts, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise MetricError(f"{self.model_path} does not load: {first}") from None
+        self.providers = self.session.get_providers()
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        if "z" not in inputs:
+            raise MetricError(f"{self.model_path} has no input 'z' (inputs: {', '.join(inputs)})")
+        latent = self.card.get("latent_dim", inputs["z"].shape[-1])
+        if not isinstance(latent, int):
+            raise MetricError(f"{self.card_path} gives no latent_dim")
+        self.latent_dim = latent
+        if "label" in inputs:
+            classes = self.card.get("num_classes") or len(self.card.get("class_names") or [])
+            if not classes:
+                raise MetricError(f"{self.card_path} gives no num_classes for a conditional model")
+            self.num_classes = int(classes)
+        else:
+            self.num_classes = None
+        ds = self.card.get("dataset")
+        self.dataset = ds.get("name") if isinstance(ds, dict) else ds
+        self.name = str(self.card.get("name", model_dir.name))
+
+    def generate(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        feed: dict[str, np.ndarray] = {"z": z.astype(np.float32)}
+        if self.conditional:
+            feed["label"] = labels.astype(np.int64)
+        (out,) = self.session.run(["image"], feed)
+        if out.dtype != np.uint8 or out.ndim != 4:
+            raise MetricError(f"{self.model_path} returned {out.dtype} {out.shape}, not uint8 NHWC")
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "providers": self.providers}
+
+
+def open_generator(source: str | os.PathLike[str], device: str | None = None) -> Generator:
+    """A checkpoint file, or a model dir (or its ``model.onnx``)."""
+    path = Path(source)
+    if path.is_dir():
+        return OnnxGenerator(path, device)
+    if path.is_file() and path.suffix == ".onnx":
+        return OnnxGenerator(path.parent, device)
+    if path.is_file():
+        return CheckpointGenerator(path, device)
+    raise MetricError(f"source not found: {path} (a checkpoint file or a model dir)")
+
+
+def generated_labels(n: int, num_classes: int | None) -> np.ndarray | None:
+    """Labels cycle through the classes: 0, 1, ..., K-1, 0, 1, ... (balanced)."""
+    return None if num_classes is None else np.arange(n, dtype=np.int64) % num_classes
+
+
+def generate(
+    gen: Generator,
+    n: int,
+    seed: int = 0,
+    batch_size: int = 250,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImageSet:
+    """``n`` images from the latents ``make_latents(seed, n, latent_dim)``, labels cycled."""
+    z = make_latents(seed, n, gen.latent_dim)
+    labels = generated_labels(n, gen.num_classes)
+    parts = []
+    for i in range(0, n, batch_size):
+        parts.append(
+            gen.generate(
+                z[i : i + batch_size], None if labels is None else labels[i : i + batch_size]
+            )
+        )
+        if progress is not None:
+            progress(min(i + batch_size, n), n)
+    images = np.concatenate(parts) if parts else np.zeros((0, 1, 1, 1), np.uint8)
+    return ImageSet(
+        images,
+        labels,
+        {
+            "kind": "generated",
+            "count": n,
+            "seed": seed,
+            "latents": f"ganserve.latent.make_latents({seed}, {n}, {gen.latent_dim})",
+            "labels": None if labels is None else f"i % {gen.num_classes}",
+        },
+    )
