@@ -14,7 +14,7 @@ A card is one JSON object (``CARD_FORMAT``)::
     precision         "float32" or "float16" (arithmetic inside the graph; I/O types never change)
     epochs, step      training progress of the checkpoint (step may be null)
     options           the training options
-    training          {"device", "images_per_second", "train_seconds"} or null
+    training          {"command", "device", "images_per_second", "train_seconds"} or null
     parity            export parity figures (see export.parity.ParityReport.summary)
     quality           FID and how it was measured, or null until the evaluation fills it
     inputs, outputs   [{"name", "dtype", "shape"}] of the graph ("batch" is the dynamic axis)

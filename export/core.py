@@ -66,8 +66,14 @@ def _training_stats(ckpt: dict[str, Any]) -> dict[str, Any] | None:
     stats = ckpt.get("stats")
     if not isinstance(stats, dict):
         return None
-    keys = ("device", "images_per_second", "train_seconds")
-    return {k: stats.get(k) for k in keys}
+    keys = ("command", "device", "images_per_second", "train_seconds")
+    out = {k: stats.get(k) for k in keys}
+    if out["command"] is None and ckpt.get("options"):
+        from training.loop import TrainOptions, command_line  # checkpoints from before "command"
+
+        known = {k: v for k, v in ckpt["options"].items() if k in TrainOptions.__dataclass_fields__}
+        out["command"] = command_line(TrainOptions(**known))
+    return out
 
 
 def _check_graph(model: onnx.ModelProto, what: str) -> None:

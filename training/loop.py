@@ -92,6 +92,25 @@ class TrainOptions:
         return o
 
 
+def command_line(options: TrainOptions) -> str:
+    """The ``python -m training.train`` command that asks for ``options`` (defaults left out)."""
+    default = TrainOptions()
+    skip = {"progress", "resume", "out"}
+    parts = ["python -m training.train"]
+    for f in dataclasses.fields(TrainOptions):
+        value = getattr(options, f.name)
+        if f.name in skip or value == getattr(default, f.name):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "")
+        elif isinstance(value, dict):
+            parts.append(f"{flag} '{json.dumps(value)}'")
+        else:
+            parts.append(f"{flag} {value}")
+    return " ".join(p for p in parts if p)
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -412,6 +431,7 @@ def training_loop(options: TrainOptions, *, log=print) -> Path:
                     "rng": _rng_state(),
                     "epoch_stats": epoch_stats,
                     "stats": {
+                        "command": command_line(options),
                         "images_per_second": rec["images_per_second"],
                         "train_seconds": round(train_seconds, 1),
                         "device": torch.cuda.get_device_name(device)

@@ -93,7 +93,12 @@ def test_update_quality_rewrites_card_metadata_and_hash(
 def test_quality_and_training_provenance_reach_the_card(
     make_checkpoint: Callable[..., Path], tmp_path: Path
 ) -> None:
-    stats = {"images_per_second": 5123.0, "train_seconds": 812.5, "device": "cuda:0 (H100)"}
+    stats = {
+        "command": "python -m training.train --arch mlp-small --epochs 3",
+        "images_per_second": 5123.0,
+        "train_seconds": 812.5,
+        "device": "cuda:0 (H100)",
+    }
     quality = {"fid": 25.0}
     ckpt = make_checkpoint("mlp-small", stats=stats)
     card = verify_model_dir(export_checkpoint(ckpt, "m", tmp_path / "m", quality=quality))

@@ -107,3 +107,17 @@ def test_real_fashion_mnist_subset(tmp_path, data_dir):
     ckpt = load_checkpoint(run / "checkpoint-000001.pt")
     assert ckpt["dataset"]["class_names"][7] == "Sneaker"
     assert ckpt["dataset"]["image_shape"] == [1, 28, 28]
+
+
+def test_checkpoint_records_the_command_that_reproduces_the_run(tmp_path):
+    from training.train import build_parser, options_from_args
+
+    opts = fake_options(tmp_path, epochs=1, ema=0.5, g_kwargs={"width": 8}, d_kwargs={"width": 8})
+    run = training_loop(opts, log=lambda *_: None)
+    command = load_checkpoint(run / "checkpoint-000001.pt")["stats"]["command"]
+    assert command.startswith("python -m training.train ")
+    import shlex
+
+    args = build_parser().parse_args(shlex.split(command)[3:] + ["--out", str(tmp_path)])
+    again = options_from_args(args)
+    assert (again.arch, again.ema, again.g_kwargs, again.limit) == ("dcgan", 0.5, {"width": 8}, 64)
