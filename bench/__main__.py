@@ -79,6 +79,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = replace(
         config, models_dir=args.models_dir, model=args.model, checkpoint=args.checkpoint
     )
+    if args.arch:
+        from training.networks import ARCHITECTURES
+
+        if args.arch not in ARCHITECTURES:
+            known = ", ".join(ARCHITECTURES)
+            print(
+                f"error: unknown architecture {args.arch!r}; choose one of {known}", file=sys.stderr
+            )
+            return 2
+        if args.model or args.checkpoint:
+            print(
+                "error: --arch exports its own model; it takes no --model or --checkpoint",
+                file=sys.stderr,
+            )
+            return 2
+        config = replace(config, bench_arch=args.arch, own_model=True)
     if args.concurrency:
         config = replace(config, concurrency=tuple(args.concurrency))
     if args.max_minutes:

@@ -93,8 +93,9 @@ def rounds_table(rows: list[dict[str, Any]], images: int, concurrency: int) -> l
         return []
     lines = [
         "| round | in-process images/s (batch) | ganserve images/s | naive images/s | "
-        "ganserve / naive | ganserve / in-process | ganserve p50 / p99 ms |",
-        "|--:|--:|--:|--:|--:|--:|--:|",
+        "ganserve / naive | ganserve / in-process | ganserve p50 / p99 ms | "
+        "server CPU ms/image: in-process / ganserve / naive |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for k in sorted(rounds):
         by = rounds[k]
@@ -110,9 +111,10 @@ def rounds_table(rows: list[dict[str, Any]], images: int, concurrency: int) -> l
         ganserve = _f(gs["images_per_s"]) if gs else "–"
         naive = _f(nv["images_per_s"]) if nv else "–"
         tail = f"{_f(gs['p50_ms'])} / {_f(gs['p99_ms'])}" if gs else "–"
+        cpu = " / ".join(_f(r["server_cpu_ms_per_image"], 2) if r else "–" for r in (ip, gs, nv))
         lines.append(
             f"| {k} | {limit} | {ganserve} | {naive} | {ratio(gs, nv, False)} | "
-            f"{ratio(gs, ip, True)} | {tail} |"
+            f"{ratio(gs, ip, True)} | {tail} | {cpu} |"
         )
     return lines
 
@@ -199,7 +201,10 @@ def section(
         f"{o.max_window_s:g} s) until the last {o.stable_windows} agree within "
         f"{o.stability:.0%} on throughput and median latency (as perf_analyzer does), at most "
         f"{o.max_windows} windows and {o.max_seconds:g} s per cell; figures aggregate the last "
-        f"{o.stable_windows} windows, errors count every request of the cell.",
+        f"{o.stable_windows} windows, errors count every request of the cell. Server CPU "
+        "ms/image: the server process's CPU time (all threads, `/proc/<pid>/stat`) over the "
+        "cell divided by the images it answered; on a shared machine it varies less than "
+        "images/s. The load generator's own CPU per request is in the CSV.",
         "",
         "### Goals",
         "",
@@ -227,9 +232,11 @@ def section(
     if table:
         out += ["", "### Open loop (fixed request rates)", ""]
         out += [
-            "Latency is measured from each request's scheduled start. Beyond a system's "
-            "capacity its queue grows for the whole window, so its latency is bounded only "
-            "by the window's length.",
+            "Requests start at a fixed rate whatever the answers: fractions of the requests/s "
+            "ganserve reached closed loop earlier in this run, the same rates for both servers. "
+            "Latency is measured from each request's scheduled start; beyond a system's "
+            "capacity its queue grows for the whole cell, so its latency is bounded only by "
+            "the cell's length.",
             "",
         ]
         out += table

@@ -74,6 +74,7 @@ CSV_COLUMNS = [
     "stop_reason",
     "server_cpu_ms_per_image",
     "client_cpu_ms_per_request",
+    "notes",
 ]
 
 
@@ -85,10 +86,13 @@ class Config:
     model: str | None = None  # unset: the default unconditional model (lowest FID, then name)
     checkpoint: Path | None = None  # G for the naive server; unset: untrained G of the card
     bench_arch: str = "dcgan"  # architecture the bench exports when models_dir holds no model
+    own_model: bool = False  # export an untrained bench_arch even when models_dir has models
     concurrency: tuple[int, ...] = (1, 8, 32, 128)
-    rates: dict[int, tuple[float, ...]] = field(
-        default_factory=lambda: {1: (50.0, 200.0, 800.0), 64: (4.0, 16.0)}
-    )
+    # open loop: fixed rates per request shape; unset: these fractions of the requests/s
+    # ganserve reached closed loop in this run (its capacity here and now)
+    rates: dict[int, tuple[float, ...]] | None = None
+    rate_fractions: tuple[float, ...] = (0.25, 0.75)
+    open_loop_seconds: float = 15.0  # most seconds per open-loop cell
     inprocess_batches: tuple[int, ...] = (1, 8, 32, 64, 128, 256)
     goal_concurrency: int = 32  # the concurrency of the goals, measured in paired rounds
     rounds: int = 3  # paired rounds (in-process, ganserve, naive back to back) for the goals
@@ -101,8 +105,8 @@ class Config:
             window_s=2.0,
             min_window_requests=30,
             max_window_s=8.0,
-            max_windows=6,
-            max_seconds=30.0,
+            max_windows=5,
+            max_seconds=25.0,
             timeout_s=60.0,
         )
     )
@@ -117,7 +121,8 @@ def quick_config(**overrides: Any) -> Config:
     c = Config(
         concurrency=(1, 32),
         rounds=2,
-        rates={1: (50.0, 400.0)},
+        rate_fractions=(0.5,),
+        open_loop_seconds=8.0,
         inprocess_batches=(1, 32, 64, 128),
         options=Options(
             warmup_s=0.5,
@@ -213,7 +218,7 @@ def build_bench_model(work: Path, arch: str = "dcgan") -> tuple[Path, Path]:
 
 def prepare_subject(config: Config, work: Path) -> Subject:
     """The model to benchmark: from ``config.models_dir``, or one the bench exports itself."""
-    cards = _cards(config.models_dir)
+    cards = {} if config.own_model else _cards(config.models_dir)
     if config.model is not None and config.model not in cards:
         known = ", ".join(cards) or "none"
         raise SystemExit(f"error: no model {config.model!r} in {config.models_dir} ({known})")
@@ -234,10 +239,10 @@ def prepare_subject(config: Config, work: Path) -> Subject:
     models_dir, ckpt = build_bench_model(work, arch)
     name = f"{arch}-bench"
     card = json.loads((models_dir / name / "card.json").read_text())
+    why = "as asked (`--arch`)" if config.own_model else f"(`{config.models_dir}` held no model)"
     note = (
-        f"`{config.models_dir}` held no model, so the bench exported an untrained seeded `{arch}` "
-        "and the naive server loads the same checkpoint: untrained weights cost the same "
-        "arithmetic as trained ones"
+        f"the bench exported an untrained seeded `{arch}` {why}, and the naive server loads the "
+        "same checkpoint: untrained weights cost the same arithmetic as trained ones"
     )
     return Subject(models_dir, name, card, ("--checkpoint", ckpt), note)
 
@@ -305,7 +310,7 @@ def inprocess_row(
         images_per_request=images,
         mode="in-process",
         batch=result["batch"],
-        settings=f"{result['provider']}, {result['intra_op_threads']} intra-op threads; {note}",
+        notes=f"{result['provider']}, {result['intra_op_threads']} intra-op threads; {note}",
         images_per_s=round(result["images_per_s"], 1),
         requests_per_s=round(result["images_per_s"] / images, 2),
         windows=len(result["windows"]),
@@ -568,11 +573,11 @@ def run(config: Config) -> dict[str, Any]:
                     bench.inprocess(model_dir, images, best, "best batch", round_=r)
                 for server in (g, n):
                     bench.http(server, spec, concurrency=goal_c, round_=r)
-        for images, rates in config.rates.items():
+        for images, rates in open_loop_rates(bench.rows, config).items():
             spec = spec_for(images, subject.name)
             for rate in rates:
                 for server in (g, n):
-                    bench.http(server, spec, rate=rate)
+                    bench.http(server, spec, rate=rate, cap_s=config.open_loop_seconds)
         n.stop()
         g.stop()
         q = config.overload_queue
@@ -591,6 +596,28 @@ def run(config: Config) -> dict[str, Any]:
     info["elapsed_s"] = (datetime.now(UTC) - started).total_seconds()
     info["csv"] = write_csv(bench.rows, config.out_dir / "serving.csv")
     return {"rows": bench.rows, "info": info, "goals": goals(bench.rows, config)}
+
+
+def open_loop_rates(rows: list[dict[str, Any]], config: Config) -> dict[int, tuple[float, ...]]:
+    """The configured rates, else fractions of ganserve's best closed-loop requests/s per shape."""
+    if config.rates is not None:
+        return config.rates
+    rates: dict[int, tuple[float, ...]] = {}
+    for images in SHAPES:
+        peak = max(
+            (
+                float(r["requests_per_s"])
+                for r in rows
+                if r["system"] == "ganserve"
+                and r["mode"] == "closed"
+                and r["images_per_request"] == images
+                and not r["settings"]
+            ),
+            default=0.0,
+        )
+        if peak > 0:
+            rates[images] = tuple(round(f * peak, 1) for f in config.rate_fractions)
+    return rates
 
 
 # -- goals ------------------------------------------------------------------------------
