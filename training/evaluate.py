@@ -150,7 +150,7 @@ def format_table(report: dict[str, Any]) -> str:
         f"reference:  {report['dataset']} {ref['split']} split ({ref['selection']})",
         "",
         f"| {'metric':<22} | {'value':>10} |",
-        f"|{'-' * 24}|{'-' * 12}:|",
+        f"|{'-' * 24}|{'-' * 11}:|",
     ]
     for entry in report["metrics"].values():
         for key, value in entry["results"].items():

@@ -48,6 +48,7 @@ class Metric:
 
 METRICS: dict[str, Metric] = {}
 ALIASES: dict[str, tuple[str, ...]] = {"cls": ("cfd", "acc")}
+_SINGULAR = {"candidates": "candidate", "reference": "reference"}
 
 
 def register_metric(
@@ -180,7 +181,7 @@ class MetricContext:
             feats = None
         if feats is None:
             start = time.perf_counter()
-            self.log(f"{space} features of {len(images)} {which} images ...")
+            self.log(f"{space} features of {len(images)} {_SINGULAR[which]} images ...")
             feats = extractor(images.images, progress=self._progress(space, which))
             seconds = time.perf_counter() - start
             self.timings[f"{space}_{which}_seconds"] = round(seconds, 2)
@@ -189,7 +190,7 @@ class MetricContext:
             if path is not None and space == "inception":
                 self.cache.save(path, feats)
         else:
-            self.log(f"{space} features of {len(images)} {which} images from {path}")
+            self.log(f"{space} features of {len(images)} {_SINGULAR[which]} images from {path}")
         self._features[key] = feats
         return feats
 
