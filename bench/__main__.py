@@ -1,6 +1,7 @@
 """``python -m bench`` (``make bench``): the serving benchmark end to end, then docs/benchmarks.md.
 
     python -m bench [--quick] [--models-dir models] [--model NAME] [--checkpoint CKPT]
+    python -m bench --arch dcgan     # an untrained dcgan the bench exports itself
 
 Runs ganserve, the naive server and the in-process limit side by side on one
 model (see ``bench.run``), writes ``bench/results/serving.csv``, the plots
@@ -42,6 +43,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--checkpoint",
         type=Path,
         help="checkpoint of the same G for the naive server (default: untrained G)",
+    )
+    p.add_argument(
+        "--arch",
+        help="benchmark an untrained model of this architecture that the bench exports itself, "
+        "whatever --models-dir holds (the default when it holds none: dcgan)",
     )
     p.add_argument("--quick", action="store_true", help="concurrency 1 and 32, shorter windows")
     p.add_argument("--concurrency", type=int, nargs="+", help="closed-loop concurrencies")

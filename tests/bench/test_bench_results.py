@@ -150,3 +150,21 @@ def test_default_model_is_the_best_unconditional_one() -> None:
     }
     assert _default_model(cards) == "c"
     assert _default_model({"z": {"conditional": False}, "y": {"conditional": False}}) == "y"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--arch", "nope"], "unknown architecture 'nope'"),
+        (["--arch", "dcgan", "--model", "x"], "takes no --model"),
+        (["--checkpoint", "/nonexistent/g.pt"], "not found"),
+    ],
+)
+def test_cli_refuses_bad_options(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench.__main__ import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
