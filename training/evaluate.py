@@ -160,6 +160,9 @@ def format_table(report: dict[str, Any]) -> str:
 
 def evaluate(args: argparse.Namespace, argv: list[str], log: Any) -> dict[str, Any]:
     """Everything but printing: validate, generate, score. Raises ``MetricError``."""
+    from training.metrics.inception import resolve_device
+
+    device = str(resolve_device(args.device))
     if args.num_gen < 2 or args.num_real < 2:
         raise MetricError("--num-gen and --num-real must be at least 2")
     gen: Generator | None = None
@@ -224,9 +227,6 @@ def evaluate(args: argparse.Namespace, argv: list[str], log: Any) -> dict[str, A
         ctx.timings["generate_seconds"] = round(time.perf_counter() - start, 2)
     ctx.candidates = candidates
 
-    from training.metrics.inception import resolve_device
-
-    device = str(resolve_device(args.device))
     command = "python -m training.evaluate " + shlex.join(argv)
     timestamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     metrics: dict[str, Any] = {}

@@ -119,6 +119,8 @@ def test_unknown_dataset_and_metric(capsys, tmp_path, data_dir):
     assert_one_line_error(code, err, "unknown metric 'ssim'")
     code, _, err = run(capsys, "real", "--data-dir", str(data_dir))
     assert_one_line_error(code, err, "real needs --dataset")
+    code, _, err = run(capsys, ckpt, "--device", "tpu", "--data-dir", str(data_dir))
+    assert_one_line_error(code, err, "unknown device 'tpu'")
 
 
 def test_dataset_other_than_the_models(capsys, tmp_path, data_dir):

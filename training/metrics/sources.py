@@ -215,8 +215,12 @@ class OnnxGenerator(Generator):
             raise MetricError(f"{self.card_path} is not valid JSON ({exc})") from None
         if not isinstance(self.card, dict):
             raise MetricError(f"{self.card_path} does not hold a JSON object")
-        want_cuda = device in (None, "auto", "cuda") and "CUDAExecutionProvider" in (
-            ort.get_available_providers()
+        # onnxruntime-gpu lists CUDA even without a GPU (and logs errors when it fails), so
+        # ask for it only where torch sees a CUDA device.
+        want_cuda = (
+            device in (None, "auto", "cuda")
+            and "CUDAExecutionProvider" in ort.get_available_providers()
+            and _cuda_available()
         )
         providers = ["CUDAExecutionProvider"] if want_cuda else []
         providers.append("CPUExecutionProvider")
@@ -257,6 +261,12 @@ class OnnxGenerator(Generator):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "providers": self.providers}
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def open_generator(source: str | os.PathLike[str], device: str | None = None) -> Generator:
