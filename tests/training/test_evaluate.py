@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 import torch
 from onnx import TensorProto, helper
 
@@ -229,6 +230,7 @@ def test_write_card_refuses_a_card_of_another_model(capsys, tmp_path, data_dir):
     assert json.loads((model / "card.json").read_text()) == card
 
 
+@pytest.mark.slow  # the Inception network on CPU
 def test_real_floor_with_inception_metrics_and_the_cache(capsys, tmp_path, data_dir):
     argv = ["real", "--dataset", "fashion-mnist", "--num-gen", "5", "--num-real", "5"]
     argv += ["--metrics", "fid,kid,pr", "--cache-dir", str(tmp_path / "cache")]
@@ -237,7 +239,7 @@ def test_real_floor_with_inception_metrics_and_the_cache(capsys, tmp_path, data_
     assert code == 0
     first = last_json(out)
     assert first["candidates"]["split"] == "test" and first["reference"]["split"] == "train"
-    assert first["cache"]["hits"] == 0
+    assert first["cache"]["hits"] == 0 and first["cache"]["misses"] == 2
     features = first["metrics"]["fid"]["protocol"]["features"]
     assert features["network_sha1"] == "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
     assert "grayscale repeated to 3 channels" in features["preprocess"]

@@ -199,6 +199,7 @@ def test_preprocess_matches_the_tf_input_convention():
         preprocess(images.astype(np.float32), torch.device("cpu"))
 
 
+@pytest.mark.slow  # the Inception network on CPU
 def test_inception_maps_images_to_2048_features(data_dir):
     images = load_split("fashion-mnist", data_dir, "test", 3).images
     net = InceptionFeatures("cpu", batch_size=3)

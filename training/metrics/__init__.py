@@ -118,7 +118,6 @@ class FeatureCache:
         try:
             feats = np.load(path)
         except (OSError, ValueError):
-            self.misses += 1
             return None
         self.hits += 1
         return feats
@@ -180,13 +179,16 @@ class MetricContext:
         if feats is not None and feats.shape != (len(images), extractor.dim):
             feats = None
         if feats is None:
+            if path is not None:
+                self.cache.misses += 1
             start = time.perf_counter()
             self.log(f"{space} features of {len(images)} {_SINGULAR[which]} images ...")
             feats = extractor(images.images, progress=self._progress(space, which))
             seconds = time.perf_counter() - start
             self.timings[f"{space}_{which}_seconds"] = round(seconds, 2)
             if space == "inception" and len(images):
-                self.timings["inception_images_per_second"] = round(len(images) / seconds, 2)
+                rate = round(len(images) / seconds, 2)
+                self.timings[f"inception_{which}_images_per_second"] = rate
             if path is not None and space == "inception":
                 self.cache.save(path, feats)
         else:
