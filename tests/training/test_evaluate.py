@@ -185,7 +185,9 @@ def test_checkpoint_classifier_metrics_write_jsonl(capsys, tmp_path, data_dir):
     assert report["num_gen"] == 60 and report["num_real"] == 50
     assert report["candidates"]["labels"] == "i % 10"
     assert report["reference"]["split"] == "test"
-    assert "grayscale repeated to 3 channels" in report["protocol_summary"]
+    summary = report["protocol_summary"]
+    assert "60 generated images vs the first 50 images of the test split" in summary
+    assert "domain classifier" in summary and "Inception" not in summary
     assert "| conditional accuracy" in out
     for name in ("cfd", "acc"):
         lines = (tmp_path / "run" / f"metric-{name}.jsonl").read_text().splitlines()
@@ -243,6 +245,9 @@ def test_real_floor_with_inception_metrics_and_the_cache(capsys, tmp_path, data_
     features = first["metrics"]["fid"]["protocol"]["features"]
     assert features["network_sha1"] == "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
     assert "grayscale repeated to 3 channels" in features["preprocess"]
+    summary = first["protocol_summary"]
+    assert "grayscale repeated to 3 channels, float bilinear resize to 299x299" in summary
+    assert "the first 5 test images vs the first 5 train images" in summary
     assert first["results"]["fid"] > 0
     assert 0 <= first["results"]["precision"] <= 1 and 0 <= first["results"]["recall"] <= 1
     assert len(list((tmp_path / "cache").glob("inception-v3-pool3-fashion-mnist-*.npy"))) == 2

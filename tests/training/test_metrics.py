@@ -386,6 +386,18 @@ def test_onnx_source_generates_uint8_images(tmp_path):
     assert not plain.conditional
 
 
+def test_onnx_source_follows_the_cards_model_file(tmp_path):
+    model_dir = toy_onnx(tmp_path / "triton", conditional=False)
+    (model_dir / "1").mkdir()
+    (model_dir / "model.onnx").rename(model_dir / "1" / "model.onnx")
+    card = json.loads((model_dir / "card.json").read_text())
+    (model_dir / "card.json").write_text(json.dumps({**card, "model_file": "1/model.onnx"}))
+    for source in (model_dir, model_dir / "1" / "model.onnx"):
+        gen = open_generator(source, "cpu")
+        assert gen.path == model_dir and gen.model_path == model_dir / "1" / "model.onnx"
+        assert generate(gen, 3).images.shape == (3, 28, 28, 1)
+
+
 def test_sources_that_are_not_models(tmp_path):
     with pytest.raises(MetricError, match="source not found"):
         open_generator(tmp_path / "nope.pt")
@@ -393,6 +405,9 @@ def test_sources_that_are_not_models(tmp_path):
     with pytest.raises(MetricError, match="not a readable checkpoint"):
         open_generator(tmp_path / "junk.pt")
     (tmp_path / "empty").mkdir()
+    with pytest.raises(MetricError, match="card.json is missing"):
+        open_generator(tmp_path / "empty")
+    (tmp_path / "empty" / "card.json").write_text('{"name": "x"}')
     with pytest.raises(MetricError, match="model.onnx is missing"):
         open_generator(tmp_path / "empty")
 

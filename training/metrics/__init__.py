@@ -174,7 +174,8 @@ class MetricContext:
             return self._features[key]
         images = self._images(which)
         extractor = self.inception_extractor() if space == "inception" else self.classifier()
-        path = self.cache.path_for(extractor.name, images) if self.cache else None
+        cacheable = self.cache is not None and space == "inception"  # the slow one
+        path = self.cache.path_for(extractor.name, images) if cacheable else None
         feats = self.cache.load(path) if path is not None and path.is_file() else None
         if feats is not None and feats.shape != (len(images), extractor.dim):
             feats = None
@@ -189,7 +190,7 @@ class MetricContext:
             if space == "inception" and len(images):
                 rate = round(len(images) / seconds, 2)
                 self.timings[f"inception_{which}_images_per_second"] = rate
-            if path is not None and space == "inception":
+            if path is not None:
                 self.cache.save(path, feats)
         else:
             self.log(f"{space} features of {len(images)} {_SINGULAR[which]} images from {path}")

@@ -204,17 +204,18 @@ class OnnxGenerator(Generator):
         import onnxruntime as ort
 
         self.path = model_dir
-        self.model_path = model_dir / "model.onnx"
         self.card_path = model_dir / "card.json"
-        for p in (self.model_path, self.card_path):
-            if not p.is_file():
-                raise MetricError(f"{model_dir} is not a model dir: {p.name} is missing")
+        if not self.card_path.is_file():
+            raise MetricError(f"{model_dir} is not a model dir: card.json is missing")
         try:
             self.card = json.loads(self.card_path.read_text())
         except (OSError, ValueError) as exc:
             raise MetricError(f"{self.card_path} is not valid JSON ({exc})") from None
         if not isinstance(self.card, dict):
             raise MetricError(f"{self.card_path} does not hold a JSON object")
+        self.model_path = model_dir / str(self.card.get("model_file") or "model.onnx")
+        if not self.model_path.is_file():
+            raise MetricError(f"{model_dir} is not a model dir: {self.model_path.name} is missing")
         # onnxruntime-gpu lists CUDA even without a GPU (and logs errors when it fails), so
         # ask for it only where torch sees a CUDA device.
         want_cuda = (
@@ -275,7 +276,9 @@ def open_generator(source: str | os.PathLike[str], device: str | None = None) ->
     if path.is_dir():
         return OnnxGenerator(path, device)
     if path.is_file() and path.suffix == ".onnx":
-        return OnnxGenerator(path.parent, device)
+        # model.onnx beside its card, or one level down (Triton's <model>/1/model.onnx)
+        up = path.parent if (path.parent / "card.json").is_file() else path.parent.parent
+        return OnnxGenerator(up if (up / "card.json").is_file() else path.parent, device)
     if path.is_file():
         return CheckpointGenerator(path, device)
     raise MetricError(f"source not found: {path} (a checkpoint file or a model dir)")
