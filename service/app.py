@@ -103,8 +103,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = state.settings
     metrics: Metrics = state.metrics
     registry = await anyio.to_thread.run_sync(load_registry, settings)
+    runs = len(registry.models) * settings.max_concurrent_runs
     executor = ThreadPoolExecutor(
-        max_workers=max(1, min(len(registry.models), 4)), thread_name_prefix="ganserve-infer"
+        max_workers=max(1, min(runs, 8)), thread_name_prefix="ganserve-infer"
     )
     batchers = {
         name: Batcher(
@@ -114,6 +115,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             max_queue=settings.max_queue,
             executor=executor,
             metrics=metrics,
+            max_runs=settings.max_concurrent_runs,
         )
         for name, model in registry.models.items()
     }

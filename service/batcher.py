@@ -6,6 +6,11 @@ for more to come), runs the session in a worker thread so the event loop stays
 free, and hands each request its rows. A request larger than ``max_batch`` is
 split over several runs; a run can hold parts of several requests. When
 ``max_queue`` requests are already waiting, a new one is refused with QueueFull.
+
+A run is started while earlier ones are still going only when a full batch is
+waiting (at most ``max_runs`` at once): under load, the next batch's inference
+overlaps the last one's (and the encoding), and a partial batch still waits for
+the running one, so light load merges requests exactly as before.
 """
 
 from __future__ import annotations
@@ -64,8 +69,10 @@ class Batcher:
         max_queue: int,
         executor: Executor | None,
         metrics: Metrics,
+        max_runs: int = 1,
     ) -> None:
         self.model = model
+        self.max_runs = max(1, max_runs)
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.max_queue = max_queue
@@ -76,6 +83,7 @@ class Batcher:
         self._pending_rows = 0
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
         self._stopped = False
 
     def start(self) -> None:
@@ -92,6 +100,10 @@ class Batcher:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        running = list(self._running)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
         while self._jobs:
             job = self._jobs.popleft()
             if not job.future.done():
@@ -164,18 +176,37 @@ class Batcher:
         return parts
 
     async def _work(self) -> None:
-        """The worker loop: wait, take a batch, run it, hand out the rows; never dies."""
+        """The worker loop: wait, take a batch, start its run, repeat; never dies."""
+        assert self._wakeup is not None
         while True:
             await self._wait_for_batch()
             parts = self._take()
             if not parts:
                 continue
-            try:
-                await self._run(parts)
-            except Exception as exc:
-                logger.exception("session run of model %s failed", self.model.name)
-                for job, _, _ in parts:
-                    self._fail(job, exc)
+            task = asyncio.create_task(self._run_parts(parts))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+            # The next run starts beside this one only with a full batch, and within max_runs.
+            while self._running and (
+                len(self._running) >= self.max_runs or self._pending_rows < self.max_batch
+            ):
+                self._wakeup.clear()
+                woken = asyncio.ensure_future(self._wakeup.wait())
+                await asyncio.wait({woken, *self._running}, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+
+    async def _run_parts(self, parts: list[tuple[_Job, int, int]]) -> None:
+        """Run one batch; a failure (or shutdown) fails the requests it held."""
+        try:
+            await self._run(parts)
+        except asyncio.CancelledError:
+            for job, _, _ in parts:
+                self._fail(job, BatcherStopped("the service is shutting down"))
+            raise
+        except Exception as exc:
+            logger.exception("session run of model %s failed", self.model.name)
+            for job, _, _ in parts:
+                self._fail(job, exc)
 
     async def _run(self, parts: list[tuple[_Job, int, int]]) -> None:
         """One session run over the parts, in a worker thread; each request gets its rows."""

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=64, ge=1)  # most latents in one session run
     max_wait_ms: float = Field(default=2.0, ge=0)  # how long a run waits for more requests
     max_queue: int = Field(default=512, ge=1)  # most requests waiting per model before 503
+    max_concurrent_runs: int = Field(default=2, ge=1)  # runs per model at once (full batches)
 
     # ONNX Runtime
     provider: Literal["auto", "cuda", "cpu"] = "auto"

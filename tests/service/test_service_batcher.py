@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +134,72 @@ def test_cancelled_request_is_not_run(registry: Registry) -> None:
     images = asyncio.run(with_batcher(batcher, go))
     assert np.array_equal(images, model.run(z))
     assert batch_sizes(batcher) == (2, 1)
+
+
+def spied(model: LoadedModel, spy: ConcurrencySpy) -> LoadedModel:
+    """A copy of the model whose run goes through the spy."""
+    copied = copy.copy(model)
+    copied.run = spy  # type: ignore[method-assign]
+    return copied
+
+
+class ConcurrencySpy:
+    """The real model's run, slowed a little, counting how many runs overlap."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.run = model.run
+        self.active = 0
+        self.most = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        with self.lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        try:
+            time.sleep(0.2)
+            return self.run(z, labels)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+@pytest.mark.parametrize("max_runs", [1, 2])
+def test_full_batches_run_side_by_side_up_to_max_runs(registry: Registry, max_runs: int) -> None:
+    model = registry.models["dcgan-fashion"]
+    spy = ConcurrencySpy(model)
+    batcher = make_batcher(spied(model, spy), max_batch=4, max_runs=max_runs)
+    z = make_latents(9, 12, model.latent_dim)
+    images = asyncio.run(with_batcher(batcher, lambda: batcher.generate(z)))
+    assert batcher.runs == 3
+    assert spy.most == max_runs
+    assert np.array_equal(images, model.run(z))
+
+
+def test_partial_batches_still_merge_with_several_runs_allowed(registry: Registry) -> None:
+    model = registry.models["dcgan-fashion"]
+    batcher = make_batcher(model, max_runs=2)
+    latents = [make_latents(seed, 3, model.latent_dim) for seed in range(5)]
+
+    async def go():
+        return await asyncio.gather(*(batcher.generate(z) for z in latents))
+
+    results = asyncio.run(with_batcher(batcher, go))
+    assert batcher.runs == 1 and batch_sizes(batcher) == (15, 1)
+    for z, images in zip(latents, results, strict=True):
+        assert np.array_equal(images, model.run(z))
+
+
+def test_stop_fails_requests_whose_run_is_under_way(registry: Registry) -> None:
+    model = registry.models["dcgan-fashion"]
+    batcher = make_batcher(spied(model, ConcurrencySpy(model)), max_wait_s=0)
+
+    async def go():
+        batcher.start()
+        task = asyncio.create_task(batcher.generate(make_latents(0, 2, model.latent_dim)))
+        await asyncio.sleep(0.05)  # the run has started
+        await batcher.stop()
+        with pytest.raises(BatcherStopped):
+            await task
+
+    asyncio.run(go())
