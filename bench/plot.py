@@ -61,7 +61,7 @@ def plot_closed_loop(rows: list[dict[str, Any]], images: int, path: Path, title:
             _num(best["images_per_s"]),
             color=COLORS["in-process"],
             linestyle=":",
-            label=f"in-process limit (batch {best['batch']})",
+            label=f"in-process, best of the run (batch {best['batch']})",
         )
     for ax in (ax_t, ax_l):
         ax.set_xscale("log", base=2)
