@@ -728,7 +728,7 @@ def goals(rows: list[dict[str, Any]], config: Config) -> list[dict[str, Any]]:
             {
                 "goal": f"no errors at any concurrency up to {top} (default settings)",
                 "measured": f"{errors} errors in {sum(int(r['sent']) for r in plain)} requests "
-                f"({unfinished} in flight when a cell's time bound ended it, not errors)",
+                f"({unfinished} still in flight when their cell ended, cancelled, not errors)",
                 "value": errors,
                 "met": errors == 0,
             }
