@@ -24,20 +24,10 @@ from torch import nn
 from export import export_checkpoint
 from ganserve.latent import make_latents
 from training.checkpoint import save_checkpoint
+from training.data import FASHION_MNIST_CLASSES
 from training.networks import build_discriminator, build_generator, get_arch
 
-FASHION_CLASSES = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-]
+FASHION_CLASSES = list(FASHION_MNIST_CLASSES)
 FASHION = {
     "name": "fashion-mnist",
     "num_classes": 10,

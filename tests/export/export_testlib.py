@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from export.specs import SPECS, ExportSpec
+from training.data import FASHION_MNIST_CLASSES
 from training.networks import (
     MLPSmallDiscriminator,
     build_discriminator,
@@ -18,18 +19,7 @@ from training.networks import (
 
 BATCH_BRANCH = "batch-branch"
 
-FASHION_CLASSES = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-]
+FASHION_CLASSES = list(FASHION_MNIST_CLASSES)
 
 
 def checkpoint_payload(arch: str, seed: int = 0, **extra: Any) -> dict[str, Any]:
