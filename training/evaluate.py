@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="Inception batch size")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
+    p.add_argument(
+        "--inception-backend",
+        default="auto",
+        choices=["auto", "torch", "onnx"],
+        help="run the Inception network on TorchScript or ONNX Runtime (auto: onnx on CPU)",
+    )
     p.add_argument("--kid-subsets", type=int, default=100)
     p.add_argument("--kid-subset-size", type=int, default=1000)
     p.add_argument("--cache-dir", type=Path, default=None, help="real-set feature cache")
@@ -207,6 +213,7 @@ def evaluate(args: argparse.Namespace, argv: list[str], log: Any) -> dict[str, A
         dataset=dataset,
         device=args.device,
         batch_size=args.batch_size,
+        inception_backend=args.inception_backend,
         cache=cache,
         kid_subsets=args.kid_subsets,
         kid_subset_size=args.kid_subset_size,
@@ -254,6 +261,7 @@ def evaluate(args: argparse.Namespace, argv: list[str], log: Any) -> dict[str, A
         if cache is None
         else {"dir": str(cache.directory), "hits": cache.hits, "misses": cache.misses},
         "device": device,
+        "inception_backend": getattr(ctx._extractors.get("inception"), "backend", None),
         "command": command,
         "timestamp": timestamp,
         "ganserve_version": __version__,

@@ -36,6 +36,7 @@ from training.metrics.inception import (
     InceptionFeatures,
     network_path,
     preprocess,
+    resolve_backend,
     sha1_of,
 )
 from training.metrics.sources import (
@@ -210,6 +211,32 @@ def test_inception_maps_images_to_2048_features(data_dir):
     one = InceptionFeatures("cpu", batch_size=1)(images[1:2])
     assert np.allclose(one[0], feats[1], atol=1e-3)
     assert not np.allclose(feats[0], feats[1], atol=1e-2)
+
+
+@pytest.mark.slow  # exports the Inception network to ONNX and runs it both ways
+def test_onnx_backend_gives_the_torchscript_features(data_dir, tmp_path):
+    images = load_split("fashion-mnist", data_dir, "test", 4).images
+    reference = InceptionFeatures("cpu", batch_size=4, backend="torch")(images)
+    onnx = InceptionFeatures("cpu", batch_size=3, backend="onnx", onnx_dir=tmp_path)
+    assert onnx.backend == "onnx"
+    exported = list(tmp_path.glob("*.onnx"))
+    assert len(exported) == 1 and SHA1[:12] in exported[0].name
+    assert np.allclose(onnx(images), reference, atol=1e-3)
+    # The second extractor reuses the file instead of exporting again.
+    mtime = exported[0].stat().st_mtime_ns
+    InceptionFeatures("cpu", backend="onnx", onnx_dir=tmp_path)
+    assert exported[0].stat().st_mtime_ns == mtime
+
+
+def test_inception_backend_choice():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_backend("auto", cpu) == "onnx"  # onnxruntime is an eval dependency
+    assert resolve_backend("auto", cuda) == "torch"
+    assert resolve_backend("torch", cpu) == "torch"
+    with pytest.raises(MetricError, match="unknown Inception backend"):
+        resolve_backend("tensorrt", cpu)
+    with pytest.raises(MetricError, match="runs on CPU"):
+        resolve_backend("onnx", cuda)
 
 
 # -- the classifiers -------------------------------------------------------------------

@@ -139,6 +139,7 @@ class MetricContext:
     dataset: str
     device: str | None = None
     batch_size: int = 32
+    inception_backend: str = "auto"
     cache: FeatureCache | None = None
     kid_subsets: int = 100
     kid_subset_size: int = 1000
@@ -157,7 +158,9 @@ class MetricContext:
         if "inception" not in self._extractors:
             from training.metrics.inception import InceptionFeatures
 
-            self._extractors["inception"] = InceptionFeatures(self.device, self.batch_size)
+            self._extractors["inception"] = InceptionFeatures(
+                self.device, self.batch_size, backend=self.inception_backend
+            )
         return self._extractors["inception"]
 
     def classifier(self) -> Any:

@@ -12,6 +12,14 @@ Preprocessing follows the package's defaults (``FidHelper``: TF input range,
 2. bilinear resize to 299x299 in float (``affine_grid`` + ``grid_sample``,
    border padding, with TF1's ``align_corners=False`` offsets), no rounding;
 3. ``x / 128 - 1`` (the TF range, -1 .. 0.9921875).
+
+Two backends run the same network. ``torch`` runs the TorchScript file as
+is (the choice on CUDA). ``onnx`` runs it on ONNX Runtime: the TorchScript is
+exported once to an ONNX file in the cache directory, checked against the
+TorchScript on a fixed batch before it is used, and then reused; on this
+project's 2-core CPU machine it is about 2.3x faster than TorchScript
+(13 vs 5.7 images/s) with features within 1e-5. ``auto`` picks ``onnx`` on
+CPU when onnxruntime is installed, else ``torch``.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -36,6 +45,9 @@ SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 RESOLUTION = 299
 FEATURE_DIM = 2048
 NAME = "inception-v3-pool3"
+BACKENDS = ("auto", "torch", "onnx")
+ONNX_OPSET = 17
+ONNX_PARITY_ATOL = 1e-3  # features are O(1); the export agrees to about 1e-5
 
 PROTOCOL = {
     "network": "Inception-v3 pool3 (TF 2015-12-05 weights; StyleGAN3's TorchScript)",
@@ -126,6 +138,78 @@ def preprocess(images: np.ndarray | torch.Tensor, device: torch.device) -> torch
     return (x / 128.0 - 1.0).contiguous()
 
 
+def default_onnx_dir() -> Path:
+    env = os.environ.get("GANSERVE_CACHE_DIR")
+    return (Path(env) if env else Path.home() / ".cache" / "ganserve") / "inception"
+
+
+def _parity_batch() -> torch.Tensor:
+    """A fixed, image-like input: smooth gradients plus seeded noise, in the TF range."""
+    gen = torch.Generator().manual_seed(0)
+    ramp = torch.linspace(-1.0, 1.0, RESOLUTION)
+    base = ramp.view(1, 1, 1, -1) * ramp.view(1, 1, -1, 1)
+    noise = torch.rand(2, 3, RESOLUTION, RESOLUTION, generator=gen) * 2 - 1
+    return (0.5 * base + 0.5 * noise).clamp(-1.0, 0.99)
+
+
+def export_onnx(directory: Path | None = None) -> Path:
+    """The Inception network as ONNX, exported once from the TorchScript and cached.
+
+    The file's name carries the TorchScript's sha1, so a different network can
+    never be picked up. A fresh export is run on ONNX Runtime against the
+    TorchScript before it is kept; one that disagrees raises ``MetricError``.
+    """
+    import onnxruntime as ort
+
+    directory = directory or default_onnx_dir()
+    path = directory / f"{NAME}-{SHA1[:12]}-opset{ONNX_OPSET}.onnx"
+    if path.is_file():
+        return path
+    net = _load("cpu")
+    x = _parity_batch()
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")
+            expected = net(x).reshape(len(x), -1).numpy()
+            torch.onnx.export(
+                net,
+                (x,),
+                str(tmp),
+                dynamo=False,
+                input_names=["images"],
+                output_names=["features"],
+                dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
+                opset_version=ONNX_OPSET,
+            )
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"images": x.numpy()})[0].reshape(len(x), -1)
+        err = float(np.abs(got - expected).max())
+        if not err <= ONNX_PARITY_ATOL:
+            raise MetricError(
+                f"the ONNX export of the Inception network differs from the TorchScript by "
+                f"{err:.2e} (> {ONNX_PARITY_ATOL}); use --inception-backend torch"
+            )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    if backend not in BACKENDS:
+        raise MetricError(f"unknown Inception backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        has_ort = importlib.util.find_spec("onnxruntime") is not None
+        return "onnx" if device.type == "cpu" and has_ort else "torch"
+    if backend == "onnx" and device.type != "cpu":
+        raise MetricError("the onnx Inception backend runs on CPU; use --device cpu or torch")
+    if backend == "onnx" and importlib.util.find_spec("onnxruntime") is None:
+        raise MetricError("the onnx Inception backend needs onnxruntime (pip install -e '.[eval]')")
+    return backend
+
+
 class InceptionFeatures:
     """Callable: uint8 images [N, H, W, C] -> float32 features [N, 2048], in batches."""
 
@@ -133,11 +217,31 @@ class InceptionFeatures:
     dim = FEATURE_DIM
     protocol = PROTOCOL
 
-    def __init__(self, device: str | torch.device | None = None, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        device: str | torch.device | None = None,
+        batch_size: int = 32,
+        backend: str = "auto",
+        onnx_dir: Path | None = None,
+    ) -> None:
         self.device = resolve_device(device)
         self.batch_size = batch_size
-        self.net = load_network(self.device)
+        self.backend = resolve_backend(backend, self.device)
         self.images_per_second = float("nan")
+        if self.backend == "torch":
+            self.net = load_network(self.device)
+            self._run = lambda x: self.net(x).reshape(len(x), -1).float().cpu().numpy()
+        else:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()
+            self.session = ort.InferenceSession(
+                str(export_onnx(onnx_dir)), options, providers=["CPUExecutionProvider"]
+            )
+            self._run = lambda x: self.session.run(None, {"images": x.numpy()})[0].reshape(
+                len(x), -1
+            )
 
     @torch.inference_mode()
     def __call__(
@@ -150,7 +254,7 @@ class InceptionFeatures:
         start = time.perf_counter()
         for i in range(0, n, self.batch_size):
             x = preprocess(images[i : i + self.batch_size], self.device)
-            out[i : i + len(x)] = self.net(x).reshape(len(x), -1).float().cpu().numpy()
+            out[i : i + len(x)] = self._run(x)
             if progress is not None:
                 progress(min(i + self.batch_size, n), n)
         if n:
