@@ -199,7 +199,9 @@ def export_onnx(directory: Path | None = None) -> Path:
 
 def resolve_backend(backend: str, device: torch.device) -> str:
     if backend not in BACKENDS:
-        raise MetricError(f"unknown Inception backend {backend!r}; use one of {', '.join(BACKENDS)}")
+        raise MetricError(
+            f"unknown Inception backend {backend!r}; use one of {', '.join(BACKENDS)}"
+        )
     if backend == "auto":
         has_ort = importlib.util.find_spec("onnxruntime") is not None
         return "onnx" if device.type == "cpu" and has_ort else "torch"
