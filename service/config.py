@@ -16,8 +16,11 @@ class Settings(BaseSettings):
 
     # Models
     models_dir: Path = Path("models")  # one <name>/model.onnx + <name>/card.json per model
-    default_model: str | None = None  # unset: the first model by name
-    default_conditional_model: str | None = None  # unset: the first conditional model by name
+    # Unset defaults: the lowest card FID (then the name) among default_dataset's models,
+    # unconditional for default_model, conditional for default_conditional_model.
+    default_model: str | None = None
+    default_conditional_model: str | None = None
+    default_dataset: str = "fashion-mnist"  # FIDs only compare within one data set
 
     # Server
     host: str = "127.0.0.1"

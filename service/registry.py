@@ -279,12 +279,16 @@ def warm_up(model: LoadedModel, max_batch: int) -> None:
             )
 
 
-def _quality_key(model: LoadedModel) -> tuple[float, str]:
-    """Sort key: the card's FID (lower first) when it has one, then the name."""
+def _quality_key(model: LoadedModel, dataset: str) -> tuple[bool, float, str]:
+    """Sort key: ``dataset``'s models first, then the card's FID (lower first), then the name.
+
+    FIDs of different data sets are not comparable (MNIST's are lower for any
+    model), so a model of another data set never wins on FID.
+    """
     quality = model.card.get("quality")
     fid = quality.get("fid") if isinstance(quality, dict) else None
     value = float(fid) if isinstance(fid, int | float) and math.isfinite(fid) else math.inf
-    return value, model.name
+    return model.card.get("dataset") != dataset, value, model.name
 
 
 def choose_defaults(registry: Registry, settings: Settings) -> None:
@@ -300,11 +304,13 @@ def choose_defaults(registry: Registry, settings: Settings) -> None:
                 continue
         elif wanted is not None:
             logger.error("GANSERVE_%s=%s is not being served", attr.upper(), wanted)
-        candidates = sorted(
-            (m for m in models.values() if m.conditional == conditional), key=_quality_key
-        )
+
+        def key(m: LoadedModel) -> tuple[bool, float, str]:
+            return _quality_key(m, settings.default_dataset)
+
+        candidates = sorted((m for m in models.values() if m.conditional == conditional), key=key)
         if not conditional and not candidates:
-            candidates = sorted(models.values(), key=_quality_key)
+            candidates = sorted(models.values(), key=key)
         setattr(registry, attr, candidates[0].name if candidates else None)
 
 

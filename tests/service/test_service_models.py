@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 from service_testlib import metric_value
 
 from ganserve.latent import make_latents
+from service.app import create_app
 from service.config import Settings
 from service.registry import load_registry
 
@@ -229,6 +231,7 @@ def test_service_never_imports_torch(models_dir: Path) -> None:
 import sys
 from fastapi.testclient import TestClient
 from service.app import create_app
+from service.app import create_app
 from service.config import Settings
 with TestClient(create_app(Settings(models_dir={str(models_dir)!r}))) as client:
     assert client.post("/generate", json={{"n": 2}}).status_code == 200
@@ -267,3 +270,31 @@ def test_io_binding_path_gives_the_same_images(models_dir: Path) -> None:
         z = make_latents(3, 5, model.latent_dim)
         labels = np.arange(5) % model.num_classes if model.conditional else None
         assert np.array_equal(bound.run(z, labels), model.run(z, labels))
+
+
+def _set_fid(models: Path, name: str, fid: float) -> None:
+    card_path = models / name / "card.json"
+    card = json.loads(card_path.read_text())
+    card["quality"] = {"fid": fid}
+    card["name"] = name
+    card_path.write_text(json.dumps(card))
+
+
+def test_default_model_is_the_lowest_fid_of_the_default_dataset(models_copy: Path) -> None:
+    # dcgan64-rgb's FID is lower but of another data set: FIDs do not compare across them.
+    _set_fid(models_copy, "dcgan-fashion", 30.0)
+    _set_fid(models_copy, "dcgan64-rgb", 3.0)
+    with TestClient(create_app(Settings(models_dir=models_copy))) as client:
+        assert client.get("/models").json()["default_model"] == "dcgan-fashion"
+    with TestClient(
+        create_app(Settings(models_dir=models_copy, default_dataset="tiny-rgb64"))
+    ) as client:
+        assert client.get("/models").json()["default_model"] == "dcgan64-rgb"
+
+
+def test_a_measured_fid_beats_an_unmeasured_model(models_copy: Path) -> None:
+    # "zz-..." sorts last by name, so only its FID can make it the default.
+    shutil.copytree(models_copy / "dcgan-fashion", models_copy / "zz-dcgan-fashion")
+    _set_fid(models_copy, "zz-dcgan-fashion", 12.0)
+    with TestClient(create_app(Settings(models_dir=models_copy))) as client:
+        assert client.get("/models").json()["default_model"] == "zz-dcgan-fashion"
