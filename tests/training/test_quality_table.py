@@ -1,0 +1,59 @@
+"""The quality table of docs/models.md is built from the cards and the floor reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from training.quality_table import main, render
+
+
+def _card(root: Path, name: str, dataset: str, conditional: bool, quality: Any) -> None:
+    (root / name).mkdir(parents=True)
+    card = {"name": name, "dataset": dataset, "conditional": conditional, "epochs": 3}
+    card["quality"] = quality
+    (root / name / "card.json").write_text(json.dumps(card))
+
+
+def _measured(fid: float, **more: float) -> dict[str, Any]:
+    cmd = "python -m training.evaluate models/x --write-card"
+    return {"fid": fid, **more, "measured": {"fid": {"command": cmd}}}
+
+
+def test_rows_are_sorted_by_fid_and_unmeasured_figures_are_dashes(tmp_path: Path) -> None:
+    models, floors = tmp_path / "models", tmp_path / "floors"
+    _card(models, "worse", "fashion-mnist", False, _measured(30.5, kid=0.0123))
+    _card(models, "better", "fashion-mnist", False, _measured(8.25))
+    _card(models, "cond", "fashion-mnist", True, _measured(9.0, conditional_accuracy=0.9))
+    _card(models, "digits", "mnist", False, None)
+    floors.mkdir()
+    floor = {"results": {"fid": 1.234, "conditional_accuracy": 0.931}, "num_gen": 10000}
+    floor["command"] = "python -m training.evaluate real --dataset fashion-mnist"
+    (floors / "real-fashion-mnist.json").write_text(json.dumps(floor))
+
+    text = render(models, floors)
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    table = [r.split(" | ")[0] for r in rows if "Fashion-MNIST |" in r and "best" not in r]
+    assert table == ["| real test vs train (the floor)", "| `better`", "| `cond`", "| `worse`"]
+    assert "| `worse` | Fashion-MNIST | 3 | 30.50 | 12.30 |" in text  # KID shown x 10^3
+    assert "| `digits` | MNIST | 3 | – | – | – | – | – | – |" in text
+    assert "| real test vs train (the floor) | Fashion-MNIST | | 1.23 |" in text
+    # Goals: FID 8.25 <= 10 is met; the conditional model misses the accuracy goal.
+    assert "`better`: FID 8.25 | yes |" in text
+    assert "`cond`: FID 9.00, accuracy 90.0% | **no** |" in text
+    assert "| best unconditional MNIST | FID <= 5 | not measured | – |" in text
+    assert "real --dataset fashion-mnist" in text
+
+
+def test_main_rewrites_only_its_section(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    _card(models, "m", "mnist", False, _measured(4.0))
+    doc = tmp_path / "models.md"
+    doc.write_text(
+        "# Models\n\n<!-- begin:quality-table -->\nold\n<!-- end:quality-table -->\n\ntail\n"
+    )
+    assert main(["--models-dir", str(models), "--floors", str(tmp_path), "--doc", str(doc)]) == 0
+    text = doc.read_text()
+    assert "old" not in text and "`m`: FID 4.00 | yes |" in text
+    assert text.startswith("# Models\n") and text.rstrip().endswith("tail")

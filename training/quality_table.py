@@ -1,0 +1,146 @@
+"""The quality table of docs/models.md, rebuilt from what was measured.
+
+    python -m training.quality_table [--models-dir models] [--floors docs/quality]
+        [--doc docs/models.md]
+
+Each model's figures come from its ``card.json`` (``quality``, written by
+``python -m training.evaluate models/NAME --write-card``, with the command of
+every measurement in ``quality.measured``); each data set's real floor comes from
+the JSON report ``python -m training.evaluate real --dataset D`` printed, saved
+as ``docs/quality/real-D.json``. Nothing is typed in by hand: a figure that was
+not measured is shown as "–". The table replaces the ``quality-table`` section
+of the page (``<!-- begin:quality-table -->`` .. ``<!-- end:quality-table -->``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from ganserve.sections import write_section
+
+REPO = Path(__file__).resolve().parent.parent
+DATASETS = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST"}
+#: (data set, conditional) -> FID goal; conditional Fashion-MNIST also needs accuracy >= 95%
+GOALS = {
+    ("fashion-mnist", False): 10.0,
+    ("fashion-mnist", True): 10.0,
+    ("mnist", False): 5.0,
+    ("mnist", True): 5.0,
+}
+ACCURACY_GOAL = 0.95
+COLUMNS = (
+    ("fid", "FID", "{:.2f}"),
+    ("kid", "KID x 10^3", "{:.2f}"),
+    ("precision", "precision", "{:.3f}"),
+    ("recall", "recall", "{:.3f}"),
+    ("classifier_fd", "classifier FD", "{:.2f}"),
+    ("conditional_accuracy", "conditional accuracy", "{:.1%}"),
+)
+
+
+def _cell(quality: dict[str, Any], key: str, fmt: str) -> str:
+    value = quality.get(key)
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return "–"
+    return fmt.format(value * 1000 if key == "kid" else value)
+
+
+def read_models(models_dir: Path) -> list[dict[str, Any]]:
+    cards = []
+    for path in sorted(models_dir.glob("*/card.json")):
+        card = json.loads(path.read_text())
+        card["quality"] = card.get("quality") if isinstance(card.get("quality"), dict) else {}
+        cards.append(card)
+    return cards
+
+
+def read_floor(floors_dir: Path, dataset: str) -> dict[str, Any] | None:
+    path = floors_dir / f"real-{dataset}.json"
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text())
+    results = dict(report["results"])
+    # The floor's "conditional accuracy" is the classifier's accuracy on real test images.
+    return {"results": results, "command": report["command"], "num": report["num_gen"]}
+
+
+def _fid_key(card: dict[str, Any]) -> tuple[float, str]:
+    fid = card["quality"].get("fid")
+    return (float(fid) if isinstance(fid, int | float) else math.inf), card["name"]
+
+
+def render(models_dir: Path, floors_dir: Path) -> str:
+    cards = read_models(models_dir)
+    head = "| model | data | epochs | " + " | ".join(label for _, label, _ in COLUMNS) + " |"
+    lines = [head, "|---|---|--:|" + "--:|" * len(COLUMNS)]
+    goals: list[str] = []
+    commands: list[str] = []
+    for dataset, label in DATASETS.items():
+        floor = read_floor(floors_dir, dataset)
+        if floor is not None:
+            cells = " | ".join(_cell(floor["results"], k, f) for k, _, f in COLUMNS)
+            lines.append(f"| real test vs train (the floor) | {label} | | {cells} |")
+            commands.append(f"- {label} floor: `{floor['command']}`")
+        for card in sorted((c for c in cards if c.get("dataset") == dataset), key=_fid_key):
+            q = card["quality"]
+            cells = " | ".join(_cell(q, k, f) for k, _, f in COLUMNS)
+            lines.append(f"| `{card['name']}` | {label} | {card.get('epochs', '')} | {cells} |")
+        for conditional in (False, True):
+            group = [
+                c for c in cards if c.get("dataset") == dataset and c["conditional"] == conditional
+            ]
+            measured = [c for c in group if isinstance(c["quality"].get("fid"), int | float)]
+            kind = "conditional" if conditional else "unconditional"
+            goal = GOALS[(dataset, conditional)]
+            want = f"FID <= {goal:g}"
+            if conditional and dataset == "fashion-mnist":
+                want += f", conditional accuracy >= {ACCURACY_GOAL:.0%}"
+            if not measured:
+                goals.append(f"| best {kind} {label} | {want} | not measured | – |")
+                continue
+            best = min(measured, key=_fid_key)
+            fid = best["quality"]["fid"]
+            met = fid <= goal
+            got = f"`{best['name']}`: FID {fid:.2f}"
+            if conditional and dataset == "fashion-mnist":
+                acc = best["quality"].get("conditional_accuracy")
+                if isinstance(acc, int | float):
+                    got += f", accuracy {acc:.1%}"
+                    met = met and acc >= ACCURACY_GOAL
+            goals.append(f"| best {kind} {label} | {want} | {got} | {'yes' if met else '**no**'} |")
+    for card in cards:
+        for metric, entry in sorted(card["quality"].get("measured", {}).items()):
+            commands.append(f"- `{card['name']}` {metric}: `{entry['command']}`")
+    return "\n".join(
+        [
+            "| | goal | measured (the model with the lowest FID) | met |",
+            "|---|---|---|---|",
+            *goals,
+            "",
+            *lines,
+            "",
+            "Commands (each model's are also in its card, `quality.measured`):",
+            "",
+            *commands,
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.quality_table", description=__doc__)
+    p.add_argument("--models-dir", type=Path, default=REPO / "models")
+    p.add_argument("--floors", type=Path, default=REPO / "docs" / "quality")
+    p.add_argument("--doc", type=Path, default=REPO / "docs" / "models.md")
+    args = p.parse_args(argv)
+    text = render(args.models_dir, args.floors)
+    write_section(args.doc, "quality-table", text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
