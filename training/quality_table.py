@@ -9,7 +9,8 @@ every measurement in ``quality.measured``); each data set's real floor comes fro
 the JSON report ``python -m training.evaluate real --dataset D`` printed, saved
 as ``docs/quality/real-D.json``. Nothing is typed in by hand: a figure that was
 not measured is shown as "–". The table replaces the ``quality-table`` section
-of the page (``<!-- begin:quality-table -->`` .. ``<!-- end:quality-table -->``).
+(``<!-- begin:quality-table -->`` .. ``<!-- end:quality-table -->``) of each page,
+or its ``quality-summary`` section (the same without the commands).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def _fid_key(card: dict[str, Any]) -> tuple[float, str]:
     return (float(fid) if isinstance(fid, int | float) else math.inf), card["name"]
 
 
-def render(models_dir: Path, floors_dir: Path) -> str:
+def render(models_dir: Path, floors_dir: Path, commands_list: bool = True) -> str:
     cards = read_models(models_dir)
     head = "| model | data | epochs | " + " | ".join(label for _, label, _ in COLUMNS) + " |"
     lines = [head, "|---|---|--:|" + "--:|" * len(COLUMNS)]
@@ -115,6 +116,7 @@ def render(models_dir: Path, floors_dir: Path) -> str:
     for card in cards:
         for metric, entry in sorted(card["quality"].get("measured", {}).items()):
             commands.append(f"- `{card['name']}` {metric}: `{entry['command']}`")
+    tail = ["", "Commands (each model's are also in its card, `quality.measured`):", "", *commands]
     return "\n".join(
         [
             "| | goal | measured (the model with the lowest FID) | met |",
@@ -122,10 +124,7 @@ def render(models_dir: Path, floors_dir: Path) -> str:
             *goals,
             "",
             *lines,
-            "",
-            "Commands (each model's are also in its card, `quality.measured`):",
-            "",
-            *commands,
+            *(tail if commands_list else []),
         ]
     )
 
@@ -134,11 +133,23 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.quality_table", description=__doc__)
     p.add_argument("--models-dir", type=Path, default=REPO / "models")
     p.add_argument("--floors", type=Path, default=REPO / "docs" / "quality")
-    p.add_argument("--doc", type=Path, default=REPO / "docs" / "models.md")
+    p.add_argument(
+        "--doc",
+        type=Path,
+        action="append",
+        help="a page with a quality-table section (default: docs/models.md and README.md)",
+    )
     args = p.parse_args(argv)
-    text = render(args.models_dir, args.floors)
-    write_section(args.doc, "quality-table", text)
-    print(text)
+    sections = {
+        "quality-table": render(args.models_dir, args.floors),
+        "quality-summary": render(args.models_dir, args.floors, commands_list=False),
+    }
+    for doc in args.doc or [REPO / "docs" / "models.md", REPO / "README.md"]:
+        page = doc.read_text() if doc.is_file() else ""
+        present = [name for name in sections if f"<!-- begin:{name} -->" in page]
+        for name in present or ["quality-table"]:
+            write_section(doc, name, sections[name])
+    print(sections["quality-table"])
     return 0
 
 

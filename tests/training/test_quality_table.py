@@ -57,3 +57,14 @@ def test_main_rewrites_only_its_section(tmp_path: Path) -> None:
     text = doc.read_text()
     assert "old" not in text and "`m`: FID 4.00 | yes |" in text
     assert text.startswith("# Models\n") and text.rstrip().endswith("tail")
+
+
+def test_a_summary_section_gets_the_table_without_the_commands(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    _card(models, "m", "mnist", False, _measured(4.0))
+    doc = tmp_path / "README.md"
+    doc.write_text("<!-- begin:quality-summary -->\n<!-- end:quality-summary -->\n")
+    main(["--models-dir", str(models), "--floors", str(tmp_path), "--doc", str(doc)])
+    text = doc.read_text()
+    assert "| `m` | MNIST | 3 | 4.00 |" in text
+    assert "Commands" not in text and "quality-table" not in text
