@@ -7,12 +7,12 @@ the conditional ones must draw the class they are asked for.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import REPO
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -22,7 +22,7 @@ from service.app import create_app
 from service.config import Settings
 from training.metrics.classifier import load_classifier
 
-MODELS = REPO / "models"
+MODELS = Path(__file__).resolve().parent.parent / "models"
 SHIPPED = sorted(p.name for p in MODELS.iterdir() if (p / "card.json").is_file())
 SIZE_LIMIT = 60 * 1024 * 1024
 
