@@ -16,10 +16,11 @@ Preprocessing follows the package's defaults (``FidHelper``: TF input range,
 Two backends run the same network. ``torch`` runs the TorchScript file as
 is (the choice on CUDA). ``onnx`` runs it on ONNX Runtime: the TorchScript is
 exported once to an ONNX file in the cache directory, checked against the
-TorchScript on a fixed batch before it is used, and then reused; on this
-project's 2-core CPU machine it is about 2.3x faster than TorchScript
-(13 vs 5.7 images/s) with features within 1e-5. ``auto`` picks ``onnx`` on
-CPU when onnxruntime is installed, else ``torch``.
+TorchScript on a fixed batch before it is used, and then reused. On CPU it is
+the faster of the two, with features within about 1e-5 of the TorchScript's
+(``python -m bench.inception_bench`` measures both side by side; the figures
+are in docs/benchmarks.md). ``auto`` picks ``onnx`` on CPU when onnxruntime
+is installed, else ``torch``.
 """
 
 from __future__ import annotations
