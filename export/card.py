@@ -17,6 +17,9 @@ A card is one JSON object (``CARD_FORMAT``)::
     training          {"command", "device", "images_per_second", "train_seconds"} or null
     parity            export parity figures (see export.parity.ParityReport.summary)
     quality           FID and how it was measured, or null until the evaluation fills it
+                      (``training.evaluate --write-card`` fills card.json only, so model.onnx
+                      and its sha256 never change after export; ``update_quality`` also
+                      rewrites the metadata_props)
     inputs, outputs   [{"name", "dtype", "shape"}] of the graph ("batch" is the dynamic axis)
     opset             ONNX opset of the graph
     model_file        path of the graph relative to the card ("model.onnx", "1/model.onnx")
@@ -24,7 +27,8 @@ A card is one JSON object (``CARD_FORMAT``)::
     ganserve_version, git_commit, created, exporter
 
 In ``model.onnx`` every card field but ``sha256`` is a metadata_props entry
-whose value is the field's JSON encoding.
+whose value is the field's JSON encoding, as the card was at export (or at the
+last ``update_quality``); card.json is the one the service and the tools read.
 """
 
 from __future__ import annotations

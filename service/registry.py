@@ -9,6 +9,7 @@ log line naming the reason; the others still serve.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import json
 import logging
@@ -294,6 +295,7 @@ def _quality_key(model: LoadedModel, dataset: str) -> tuple[bool, float, str]:
 def choose_defaults(registry: Registry, settings: Settings) -> None:
     """Set the default models: the configured ones, else the best unconditional/conditional."""
     models = registry.models
+    key = functools.partial(_quality_key, dataset=settings.default_dataset)
     for attr, conditional in (("default_model", False), ("default_conditional_model", True)):
         wanted = getattr(settings, attr)
         if wanted is not None and wanted in models:
@@ -304,10 +306,6 @@ def choose_defaults(registry: Registry, settings: Settings) -> None:
                 continue
         elif wanted is not None:
             logger.error("GANSERVE_%s=%s is not being served", attr.upper(), wanted)
-
-        def key(m: LoadedModel) -> tuple[bool, float, str]:
-            return _quality_key(m, settings.default_dataset)
-
         candidates = sorted((m for m in models.values() if m.conditional == conditional), key=key)
         if not conditional and not candidates:
             candidates = sorted(models.values(), key=key)

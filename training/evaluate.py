@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
 import shlex
@@ -33,6 +32,7 @@ import numpy as np
 
 from ganserve import __version__
 from training.metrics import METRICS, FeatureCache, MetricContext, resolve_metrics, run_metric
+from training.metrics.classifier import sha256_of
 from training.metrics.errors import MetricError
 from training.metrics.sources import (
     Generator,
@@ -90,14 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write-card", action="store_true", help="record the figures in card.json")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_card_sha(gen: OnnxGenerator) -> str:

@@ -66,7 +66,7 @@ def read_floor(floors_dir: Path, dataset: str) -> dict[str, Any] | None:
     report = json.loads(path.read_text())
     results = dict(report["results"])
     # The floor's "conditional accuracy" is the classifier's accuracy on real test images.
-    return {"results": results, "command": report["command"], "num": report["num_gen"]}
+    return {"results": results, "command": report["command"]}
 
 
 def _fid_key(card: dict[str, Any]) -> tuple[float, str]:

@@ -83,7 +83,8 @@ def asset_paths(dataset: str, assets: Path = ASSETS) -> tuple[Path, Path]:
 
 
 def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class Classifier:

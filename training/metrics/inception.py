@@ -77,11 +77,8 @@ def network_path() -> Path:
 
 
 def sha1_of(path: Path) -> str:
-    digest = hashlib.sha1()
     with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha1").hexdigest()
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
