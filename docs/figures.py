@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 "",
                 "```python",
                 "from ganserve_client import Client",
+                "",
                 "client = Client()  # http://127.0.0.1:8000, started by `make serve`",
                 "```",
                 "",

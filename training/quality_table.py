@@ -10,7 +10,9 @@ the JSON report ``python -m training.evaluate real --dataset D`` printed, saved
 as ``docs/quality/real-D.json``. Nothing is typed in by hand: a figure that was
 not measured is shown as "–". The table replaces the ``quality-table`` section
 (``<!-- begin:quality-table -->`` .. ``<!-- end:quality-table -->``) of each page,
-or its ``quality-summary`` section (the same without the commands).
+or its ``quality-summary`` section (the same without the commands). A page's
+``training-table`` section gets how each model was trained, from the same cards
+(``options`` and ``training``, written by training and export).
 """
 
 from __future__ import annotations
@@ -129,6 +131,54 @@ def render(models_dir: Path, floors_dir: Path, commands_list: bool = True) -> st
     )
 
 
+def _architecture(card: dict[str, Any]) -> str:
+    from training.networks import ARCHITECTURES  # torch: only when a page asks for it
+
+    arch = str(card.get("architecture", "?"))
+    spec = ARCHITECTURES.get(arch)
+    text = f"`{arch}`" + (f" ({spec.report.split(' ')[0]})" if spec else "")
+    options = card.get("options") or {}
+    extras = [f"{k} {v}" for k, v in sorted((options.get("g_kwargs") or {}).items())]
+    if options.get("spectral_norm"):
+        extras.append("spectral norm in D")
+    if options.get("ema"):
+        extras.append(f"EMA of G {options['ema']:g}")
+    return ", ".join([text, *extras])
+
+
+def render_training(models_dir: Path) -> str:
+    """How each shipped model was trained: one row per card, from ``options`` and ``training``."""
+    lines = [
+        "| model | architecture (report), options | data | epochs | training | command |",
+        "|---|---|---|--:|--:|---|",
+    ]
+    order = {name: i for i, name in enumerate(DATASETS)}
+    cards = sorted(
+        read_models(models_dir), key=lambda c: (order.get(c.get("dataset"), 99), *_fid_key(c))
+    )
+    for card in cards:
+        options = card.get("options") or {}
+        training = card.get("training") or {}
+        done, planned = card.get("epochs"), options.get("epochs")
+        epochs = "–" if done is None else str(done)
+        if isinstance(planned, int) and isinstance(done, int) and done < planned:
+            epochs = f"{done} of {planned} (stopped)"
+        seconds, ips = training.get("train_seconds"), training.get("images_per_second")
+        took = "–"
+        if isinstance(seconds, int | float):
+            took = f"{seconds:,.0f} s on {training.get('device', '?')}"
+            if isinstance(ips, int | float):
+                took += f", {ips:.0f} images/s"
+        command = f"`{training['command']}`" if training.get("command") else "–"
+        if options.get("resume"):
+            command += f", resumed from `{Path(str(options['resume'])).name}`"
+        data = DATASETS.get(str(card.get("dataset")), str(card.get("dataset")))
+        lines.append(
+            f"| `{card['name']}` | {_architecture(card)} | {data} | {epochs} | {took} | {command} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.quality_table", description=__doc__)
     p.add_argument("--models-dir", type=Path, default=REPO / "models")
@@ -141,15 +191,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     sections = {
-        "quality-table": render(args.models_dir, args.floors),
-        "quality-summary": render(args.models_dir, args.floors, commands_list=False),
+        "quality-table": lambda: render(args.models_dir, args.floors),
+        "quality-summary": lambda: render(args.models_dir, args.floors, commands_list=False),
+        "training-table": lambda: render_training(args.models_dir),
     }
     for doc in args.doc or [REPO / "docs" / "models.md", REPO / "README.md"]:
         page = doc.read_text() if doc.is_file() else ""
         present = [name for name in sections if f"<!-- begin:{name} -->" in page]
         for name in present or ["quality-table"]:
-            write_section(doc, name, sections[name])
-    print(sections["quality-table"])
+            write_section(doc, name, sections[name]())
+    print(sections["quality-table"]())
     return 0
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from training.quality_table import main, render
+from training.quality_table import main, render, render_training
 
 
 def _card(root: Path, name: str, dataset: str, conditional: bool, quality: Any) -> None:
@@ -68,3 +68,26 @@ def test_a_summary_section_gets_the_table_without_the_commands(tmp_path: Path) -
     text = doc.read_text()
     assert "| `m` | MNIST | 3 | 4.00 |" in text
     assert "Commands" not in text and "quality-table" not in text
+
+
+def test_the_training_table_says_how_each_model_was_trained(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    _card(models, "stopped", "fashion-mnist", True, _measured(20.0))
+    _card(models, "unknown", "mnist", False, None)
+    path = models / "stopped" / "card.json"
+    card = json.loads(path.read_text())
+    card["architecture"] = "dcgan-cond"
+    card["options"] = {"epochs": 9, "ema": 0.999, "g_kwargs": {"width": 32}, "resume": "r/c-4.pt"}
+    card["training"] = {"command": "python -m training.train --arch dcgan-cond", "device": "cpu"}
+    card["training"] |= {"train_seconds": 5432.1, "images_per_second": 88.4}
+    path.write_text(json.dumps(card))
+
+    text = render_training(models)
+    assert (
+        "| `stopped` | `dcgan-cond` (ganserve), width 32, EMA of G 0.999 | Fashion-MNIST "
+        "| 3 of 9 (stopped) | 5,432 s on cpu, 88 images/s "
+        "| `python -m training.train --arch dcgan-cond`, resumed from `c-4.pt` |"
+    ) in text
+    # A card without training information says so instead of inventing it.
+    assert "| `unknown` | `?` | MNIST | 3 | – | – |" in text
+    assert text.index("`stopped`") < text.index("`unknown`")  # Fashion-MNIST first
