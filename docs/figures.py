@@ -20,7 +20,10 @@ from pathlib import Path
 
 from ganserve_client import Client
 
+from ganserve.sections import write_section
+
 DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
 IMAGES = DOCS / "images"
 
 #: (file, SDK call as written in the docs, call, what the rows show)
@@ -67,6 +70,32 @@ def latent_figures(model: str) -> list[Figure]:
     ]
 
 
+def grid_table(names: list[str], columns: int, prefix: str, width: int | None) -> str:
+    """A Markdown table of the models' grids, ``columns`` to a row."""
+    cells = []
+    for name in names:
+        path = f"{prefix}model-{name}.png"
+        if width:
+            cells.append(f'<img src="{path}" width="{width}" alt="{name}"><br>`{name}`')
+        else:
+            cells.append(f"`{name}` ![{name}]({path})")
+    cells += [""] * (-len(cells) % columns)
+    rows = ["| " + " | ".join(cells[i : i + columns]) + " |" for i in range(0, len(cells), columns)]
+    return "\n".join(["|" + " |" * columns, "|" + "---|" * columns, *rows])
+
+
+def display_order(cards: dict[str, dict]) -> list[str]:
+    """Fashion-MNIST first, then by FID (lowest first), unmeasured models last."""
+
+    def key(name: str) -> tuple:
+        card = cards[name]
+        fid = (card.get("quality") or {}).get("fid")
+        dataset = {"fashion-mnist": 0, "mnist": 1}.get(card.get("dataset"), 2)
+        return dataset, fid if isinstance(fid, int | float) else float("inf"), name
+
+    return sorted(cards, key=key)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -90,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
             models = client.models()
             names = [m.name for m in models]
             print("serving:", ", ".join(names))
-            # one grid per shipped model
+            # one grid per shipped model, and the tables that show them
+            order = display_order({info.name: info.card for info in models})
+            write_section(
+                ROOT / "README.md", "model-grids", grid_table(order, 4, "docs/images/", 150)
+            )
+            write_section(DOCS / "models.md", "model-grids", grid_table(order, 2, "images/", None))
             for info in models:
                 card = info.card
                 if card.get("conditional"):
