@@ -21,6 +21,7 @@ from pathlib import Path
 from ganserve_client import Client
 
 from ganserve.sections import write_section
+from training.quality_table import display_order
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
@@ -84,18 +85,6 @@ def grid_table(names: list[str], columns: int, prefix: str, width: int | None) -
     return "\n".join(["|" + " |" * columns, "|" + "---|" * columns, *rows])
 
 
-def display_order(cards: dict[str, dict]) -> list[str]:
-    """Fashion-MNIST first, then by FID (lowest first), unmeasured models last."""
-
-    def key(name: str) -> tuple:
-        card = cards[name]
-        fid = (card.get("quality") or {}).get("fid")
-        dataset = {"fashion-mnist": 0, "mnist": 1}.get(card.get("dataset"), 2)
-        return dataset, fid if isinstance(fid, int | float) else float("inf"), name
-
-    return sorted(cards, key=key)
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -120,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             names = [m.name for m in models]
             print("serving:", ", ".join(names))
             # one grid per shipped model, and the tables that show them
-            order = display_order({info.name: info.card for info in models})
+            order = [card["name"] for card in display_order(info.card for info in models)]
             write_section(
                 ROOT / "README.md", "model-grids", grid_table(order, 4, "docs/images/", 150)
             )

@@ -20,10 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ganserve.sections import write_section
+from training.networks import ARCHITECTURES
 
 REPO = Path(__file__).resolve().parent.parent
 DATASETS = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST"}
@@ -71,9 +73,15 @@ def read_floor(floors_dir: Path, dataset: str) -> dict[str, Any] | None:
     return {"results": results, "command": report["command"]}
 
 
-def _fid_key(card: dict[str, Any]) -> tuple[float, str]:
-    fid = card["quality"].get("fid")
+def _fid_key(card: Mapping[str, Any]) -> tuple[float, str]:
+    fid = (card.get("quality") or {}).get("fid")
     return (float(fid) if isinstance(fid, int | float) else math.inf), card["name"]
+
+
+def display_order(cards: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Cards in the pages' order: Fashion-MNIST, then MNIST, each by FID (unmeasured last)."""
+    order = {name: i for i, name in enumerate(DATASETS)}
+    return sorted(cards, key=lambda c: (order.get(c.get("dataset"), len(order)), *_fid_key(c)))
 
 
 def render(models_dir: Path, floors_dir: Path, commands_list: bool = True) -> str:
@@ -131,9 +139,7 @@ def render(models_dir: Path, floors_dir: Path, commands_list: bool = True) -> st
     )
 
 
-def _architecture(card: dict[str, Any]) -> str:
-    from training.networks import ARCHITECTURES  # torch: only when a page asks for it
-
+def _architecture(card: Mapping[str, Any]) -> str:
     arch = str(card.get("architecture", "?"))
     spec = ARCHITECTURES.get(arch)
     text = f"`{arch}`" + (f" ({spec.report.split(' ')[0]})" if spec else "")
@@ -152,11 +158,7 @@ def render_training(models_dir: Path) -> str:
         "| model | architecture (report), options | data | epochs | training | command |",
         "|---|---|---|--:|--:|---|",
     ]
-    order = {name: i for i, name in enumerate(DATASETS)}
-    cards = sorted(
-        read_models(models_dir), key=lambda c: (order.get(c.get("dataset"), 99), *_fid_key(c))
-    )
-    for card in cards:
+    for card in display_order(read_models(models_dir)):
         options = card.get("options") or {}
         training = card.get("training") or {}
         done, planned = card.get("epochs"), options.get("epochs")
@@ -191,16 +193,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     sections = {
-        "quality-table": lambda: render(args.models_dir, args.floors),
-        "quality-summary": lambda: render(args.models_dir, args.floors, commands_list=False),
-        "training-table": lambda: render_training(args.models_dir),
+        "quality-table": render(args.models_dir, args.floors),
+        "quality-summary": render(args.models_dir, args.floors, commands_list=False),
+        "training-table": render_training(args.models_dir),
     }
     for doc in args.doc or [REPO / "docs" / "models.md", REPO / "README.md"]:
         page = doc.read_text() if doc.is_file() else ""
         present = [name for name in sections if f"<!-- begin:{name} -->" in page]
         for name in present or ["quality-table"]:
-            write_section(doc, name, sections[name]())
-    print(sections["quality-table"]())
+            write_section(doc, name, sections[name])
+    print(sections["quality-table"])
     return 0
 
 
