@@ -1,0 +1,147 @@
+"""One optimisation step of D and of G, the way stylegan2-ada splits them from the loop.
+
+``AdversarialStep`` owns the networks, their optimizers, the loss, the penalties
+(WGAN-GP's gradient penalty, R1), differentiable augmentation and the EMA copy
+of G. The loop hands it batches; it knows nothing of epochs, files or logging.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from training.augment import DiffAugment
+from training.losses import Loss, gradient_penalty
+from training.options import TrainOptions
+
+
+class EMA:
+    """An exponential moving average of G's weights (buffers copied as they are)."""
+
+    def __init__(self, net: nn.Module, decay: float, warmup: bool = False) -> None:
+        self.decay = decay
+        self.warmup = warmup
+        self.updates = 0
+        self.net = copy.deepcopy(net).eval().requires_grad_(False)
+
+    def current_decay(self) -> float:
+        if not self.warmup:
+            return self.decay
+        return min(self.decay, (1 + self.updates) / (10 + self.updates))
+
+    @torch.no_grad()
+    def update(self, net: nn.Module) -> None:
+        ema_p = list(self.net.parameters())
+        weight = 1 - self.current_decay()
+        torch._foreach_lerp_(ema_p, [p.detach() for p in net.parameters()], weight)
+        for b_ema, b in zip(self.net.buffers(), net.buffers(), strict=True):
+            b_ema.copy_(b)
+        self.updates += 1
+
+
+def r1_penalty(d: nn.Module, real: torch.Tensor, *cond: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): E[|grad_x D(x)|^2] on real images."""
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(d(x, *cond).sum(), x, create_graph=True)
+    return grad.square().flatten(1).sum(1).mean()
+
+
+def make_optimizer(net: nn.Module, o: TrainOptions, lr: float) -> torch.optim.Optimizer:
+    if o.optimizer == "adam":
+        assert o.beta1 is not None and o.beta2 is not None
+        return torch.optim.Adam(net.parameters(), lr=lr, betas=(o.beta1, o.beta2))
+    return torch.optim.RMSprop(net.parameters(), lr=lr)
+
+
+@dataclass
+class Batch:
+    real: torch.Tensor
+    real_labels: torch.Tensor | None  # labels of the real images (conditional models)
+    fake_labels: torch.Tensor | None  # labels G is asked for
+
+
+class AdversarialStep:
+    """D and G updates for one loss; ``step(batch)`` returns (D loss, G loss or None)."""
+
+    def __init__(self, g: nn.Module, d: nn.Module, loss: Loss, o: TrainOptions) -> None:
+        self.g, self.d, self.loss, self.o = g, d, loss, o
+        assert o.lr_g is not None and o.lr_d is not None and o.n_critic is not None
+        self.opt_g = make_optimizer(g, o, o.lr_g)
+        self.opt_d = make_optimizer(d, o, o.lr_d)
+        self.ema = EMA(g, o.ema, o.ema_warmup) if o.ema > 0 else None
+        self.augment = DiffAugment(o.augment)
+        self.n_critic = o.n_critic
+        self.latent_dim = int(g.latent_dim)
+
+    def set_lr_factor(self, factor: float) -> None:
+        """Scale both learning rates (a schedule's value at this step)."""
+        assert self.o.lr_g is not None and self.o.lr_d is not None
+        for opt, base in ((self.opt_g, self.o.lr_g), (self.opt_d, self.o.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = base * factor
+
+    def _score(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        x = self.augment(x) if self.augment else x
+        return self.d(x) if labels is None else self.d(x, labels)
+
+    def discriminator_step(self, batch: Batch, fake: torch.Tensor) -> float:
+        o, cond = self.o, () if batch.real_labels is None else (batch.real_labels,)
+        real_scores = self._score(batch.real, batch.real_labels)
+        fake_scores = self._score(fake.detach(), batch.fake_labels)
+        d_loss = self.loss.d_loss(real_scores, fake_scores)
+        if self.loss.gradient_penalty:
+            d_loss = d_loss + o.gp_lambda * gradient_penalty(
+                self.d, batch.real, fake.detach(), *cond
+            )
+        if o.r1_gamma > 0:
+            real = self.augment(batch.real) if self.augment else batch.real
+            d_loss = d_loss + o.r1_gamma / 2 * r1_penalty(self.d, real, *cond)
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        return float(d_loss.item())
+
+    def generator_step(self, batch: Batch, fake: torch.Tensor) -> float:
+        g_loss = self.loss.g_loss(self._score(fake, batch.fake_labels))
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        if self.ema is not None:
+            self.ema.update(self.g)
+        return float(g_loss.item())
+
+    def step(self, batch: Batch, step: int) -> tuple[float, float | None]:
+        """One D update, and a G update every ``n_critic`` steps (D first, as the reports do)."""
+        z = torch.randn(batch.real.shape[0], self.latent_dim, device=batch.real.device)
+        cond = () if batch.fake_labels is None else (batch.fake_labels,)
+        fake = self.g(z, *cond)
+        d_loss = self.discriminator_step(batch, fake)
+        g_loss = self.generator_step(batch, fake) if step % self.n_critic == 0 else None
+        return d_loss, g_loss
+
+    def sampling_net(self) -> nn.Module:
+        return self.ema.net if self.ema is not None else self.g
+
+    def state_dict(self) -> dict[str, object]:
+        return {
+            "G": self.g.state_dict(),
+            "D": self.d.state_dict(),
+            "G_ema": self.ema.net.state_dict() if self.ema is not None else None,
+            "ema_updates": self.ema.updates if self.ema is not None else 0,
+            "opt_G": self.opt_g.state_dict(),
+            "opt_D": self.opt_d.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.g.load_state_dict(state["G"])  # type: ignore[arg-type]
+        self.d.load_state_dict(state["D"])  # type: ignore[arg-type]
+        self.opt_g.load_state_dict(state["opt_G"])  # type: ignore[arg-type]
+        self.opt_d.load_state_dict(state["opt_D"])  # type: ignore[arg-type]
+        if self.ema is not None:
+            if state.get("G_ema") is None:
+                raise ValueError("the checkpoint has no EMA weights but --ema is set")
+            self.ema.net.load_state_dict(state["G_ema"])  # type: ignore[arg-type]
+            self.ema.updates = int(state.get("ema_updates", 0) or 0)  # type: ignore[call-overload]
