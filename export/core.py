@@ -69,7 +69,7 @@ def _training_stats(ckpt: dict[str, Any]) -> dict[str, Any] | None:
     keys = ("command", "device", "images_per_second", "train_seconds")
     out = {k: stats.get(k) for k in keys}
     if out["command"] is None and ckpt.get("options"):
-        from training.loop import TrainOptions, command_line  # checkpoints from before "command"
+        from training.options import TrainOptions, command_line  # checkpoints from before "command"
 
         known = {k: v for k, v in ckpt["options"].items() if k in TrainOptions.__dataclass_fields__}
         out["command"] = command_line(TrainOptions(**known))

@@ -127,11 +127,8 @@ def _fit_shape(x: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
     return x
 
 
-def _load_folder(
-    path: Path, shape: tuple[int, int, int]
-) -> tuple[torch.Tensor, torch.Tensor | None, tuple[str, ...] | None]:
-    from PIL import Image
-
+def _folder_files(path: Path) -> tuple[list[tuple[Path, int]], tuple[str, ...] | None]:
+    """The image files of a folder with their class index (-1 unlabelled), and the classes."""
     if not path.is_dir():
         raise DataError(f"image folder not found: {path}")
     subdirs = sorted(d for d in path.iterdir() if d.is_dir())
@@ -147,24 +144,64 @@ def _load_folder(
         files = [(f, -1) for f in sorted(root.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {path}")
-    c, h, w = shape
-    mode = "L" if c == 1 else "RGB"
-    arrays = []
+    return files, classes
+
+
+def _read_image(path: Path) -> tuple[np.ndarray, bool]:
+    """(uint8 [H, W, C], is colour) of one file; alpha is composited on white."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            colour = im.mode not in ("1", "L", "LA", "I", "I;16", "F")
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                rgba = im.convert("RGBA")
+                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(white, rgba)
+            arr = np.asarray(im.convert("RGB" if colour else "L"), dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise DataError(f"cannot read image {path}: {exc}") from None
+    return (arr if colour else arr[..., None]), colour
+
+
+def read_folder(path: Path) -> np.ndarray:
+    """Every image of a folder as uint8 [N, H, W, C] (C = 1 or 3), as they are on disk.
+
+    One size and one kind (grayscale or colour) throughout, or a ``DataError``
+    naming the first file that differs.
+    """
+    return _read_files(_folder_files(path)[0])
+
+
+def _read_files(files: list[tuple[Path, int]]) -> np.ndarray:
+    arrays: list[np.ndarray] = []
+    first: tuple[Path, tuple[int, ...], bool] | None = None
     for f, _ in files:
-        try:
-            with Image.open(f) as im:
-                im = im.convert(mode)
-                # Resize(h) on the short side, then CenterCrop(h, w)
-                s = h / min(im.size)
-                im = im.resize(
-                    (max(w, round(im.size[0] * s)), max(h, round(im.size[1] * s))), Image.BILINEAR
-                )
-                left, top = (im.size[0] - w) // 2, (im.size[1] - h) // 2
-                arrays.append(np.asarray(im.crop((left, top, left + w, top + h)), dtype=np.uint8))
-        except OSError as exc:
-            raise DataError(f"cannot read image {f}: {exc}") from None
-    x = torch.from_numpy(np.stack(arrays)).float()
-    x = x.unsqueeze(1) if c == 1 else x.permute(0, 3, 1, 2)
+        arr, colour = _read_image(f)
+        if first is None:
+            first = (f, arr.shape, colour)
+        elif arr.shape[:2] != first[1][:2]:
+            h, w = first[1][:2]
+            raise DataError(
+                f"images of different sizes in one folder: {f} is {arr.shape[1]}x{arr.shape[0]}, "
+                f"{first[0]} is {w}x{h} (resize them to one size first)"
+            )
+        elif colour != first[2]:
+            kinds = {True: "colour", False: "grayscale"}
+            raise DataError(
+                f"grayscale and colour images in one folder: {f} is {kinds[colour]}, "
+                f"{first[0]} is {kinds[first[2]]} (convert them to one kind first)"
+            )
+        arrays.append(arr)
+    return np.stack(arrays)
+
+
+def _load_folder(
+    path: Path, shape: tuple[int, int, int]
+) -> tuple[torch.Tensor, torch.Tensor | None, tuple[str, ...] | None]:
+    files, classes = _folder_files(path)
+    x = torch.from_numpy(_read_files(files)).permute(0, 3, 1, 2).float()
     labels = torch.tensor([i for _, i in files]) if classes else None
     return x.div(127.5).sub(1.0), labels, classes
 

@@ -2,19 +2,26 @@
 
 A run writes a numbered directory (``runs/00003-dcgan-fashion-mnist/``) holding
 ``training_options.json``, ``stats.jsonl`` (losses per logged step and per
-epoch, images/s), ``losses.png`` (D and G per epoch), ``samples-<epoch>.png``
-grids from a fixed seed, and ``checkpoint-<epoch>.pt`` files that hold the
-weights, constructor arguments, optimizer states, RNG states and epoch, so a
-run resumes exactly and export rebuilds G from the file alone.
+epoch, images/s, quality metrics), ``losses.png`` (D and G per epoch, and the
+quality metric beside them), ``samples-<epoch>.png`` grids from a fixed seed,
+``metric-<name>.jsonl``, and checkpoints: ``checkpoint-<epoch>.pt`` every
+``checkpoint_every`` epochs and ``checkpoint-latest.pt`` every
+``checkpoint_minutes``, at a deadline (``max_minutes``) and on SIGTERM/SIGINT.
+A checkpoint holds the weights, constructor arguments, optimizer states, RNG
+states and the position in the epoch, so a run resumes exactly where its last
+checkpoint was taken, and export rebuilds G from the file alone.
+
+The parts: ``setup`` builds the data, networks and step object (and loads the
+checkpoint once); ``AdversarialStep`` (training.steps) does one D and G update;
+``Run`` holds the run directory and the end-of-epoch hooks.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import json
 import math
 import re
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,8 +35,8 @@ from torch import nn
 from ganserve.grid import encode_png, make_grid
 from ganserve.latent import make_latents
 from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from training.data import load_dataset
-from training.losses import get_loss, gradient_penalty
+from training.data import ImageData, load_dataset
+from training.losses import get_loss
 from training.networks import (
     apply_spectral_norm,
     build_discriminator,
@@ -37,78 +44,12 @@ from training.networks import (
     get_arch,
     init_dcgan_weights,
 )
+from training.options import TrainOptions, command_line, options_dict
+from training.steps import EMA, AdversarialStep, Batch
 
+__all__ = ["EMA", "TrainOptions", "command_line", "resolve_resume", "training_loop"]
 
-@dataclass
-class TrainOptions:
-    """Every option of a run; written to ``training_options.json``."""
-
-    arch: str = "dcgan"
-    dataset: str = "fashion-mnist"
-    data_dir: str | None = None  # torchvision layout; None: $GANSERVE_DATA_DIR or ../shared/data
-    download: bool = False  # let torchvision download the data set (needs a network)
-    limit: int | None = None  # use only the first N training images
-    epochs: int = 30
-    batch_size: int = 64
-    loss: str | None = None  # bce | mse | hinge | wgan-gp; None: the architecture's default (bce)
-    optimizer: str | None = None  # adam | rmsprop; None: the loss's default
-    lr: float = 2e-4
-    beta1: float | None = None  # None: 0.5 (the architecture may override)
-    beta2: float | None = None  # None: 0.999
-    n_critic: int | None = None  # D steps per G step; None: the loss's default
-    gp_lambda: float = 10.0
-    spectral_norm: bool = False  # spectral norm on every D layer
-    ema: float = 0.0  # decay of an EMA copy of G's weights (0: off; e.g. 0.999)
-    dcgan_init: bool = False  # N(0, 0.02) init (the WGAN-GP report's)
-    g_kwargs: dict[str, Any] = field(default_factory=dict)
-    d_kwargs: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    sample_seed: int = 0  # the fixed latent batch of the sample grids
-    device: str = "auto"
-    out: str = "runs"
-    sample_every: int = 1  # epochs
-    checkpoint_every: int = 10  # epochs (the last epoch always gets one)
-    log_every: int = 100  # steps
-    progress: bool = True
-    resume: str | None = None  # checkpoint to continue from
-
-    def resolved(self) -> TrainOptions:
-        """Fill the ``None`` defaults from the architecture and the loss."""
-        spec = get_arch(self.arch)
-        o = dataclasses.replace(self)
-        o.loss = o.loss or spec.defaults.get("loss", "bce")
-        loss = get_loss(o.loss)
-        o.optimizer = o.optimizer or loss.optimizer
-        if o.optimizer not in ("adam", "rmsprop"):
-            raise ValueError(f"unknown optimizer {o.optimizer!r}; choose adam or rmsprop")
-        o.beta1 = spec.defaults.get("beta1", 0.5) if o.beta1 is None else o.beta1
-        o.beta2 = spec.defaults.get("beta2", 0.999) if o.beta2 is None else o.beta2
-        o.n_critic = o.n_critic or loss.n_critic
-        for name in ("epochs", "batch_size", "n_critic", "sample_every", "checkpoint_every"):
-            if getattr(o, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
-        if not 0 <= o.ema < 1:
-            raise ValueError("--ema must be in [0, 1)")
-        return o
-
-
-def command_line(options: TrainOptions) -> str:
-    """The ``python -m training.train`` command that asks for ``options`` (defaults left out)."""
-    default = TrainOptions()
-    skip = {"progress", "resume", "out"}
-    parts = ["python -m training.train"]
-    for f in dataclasses.fields(TrainOptions):
-        value = getattr(options, f.name)
-        if f.name in skip or value == getattr(default, f.name):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(value, bool):
-            parts.append(flag if value else "")
-        elif isinstance(value, dict):
-            parts.append(f"{flag} '{json.dumps(value)}'")
-        else:
-            parts.append(f"{flag} {value}")
-    return " ".join(p for p in parts if p)
+LATEST = "checkpoint-latest.pt"
 
 
 def pick_device(name: str) -> torch.device:
@@ -124,31 +65,50 @@ def next_run_dir(out: str | Path, arch: str, dataset: str) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ids = [int(m.group(1)) for p in out.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
+    if dataset.startswith("folder:"):  # folder:../data/emoji64 -> emoji64
+        dataset = Path(dataset[len("folder:") :]).resolve().name
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{arch}-{dataset}").strip("-")
     run = out / f"{max(ids, default=-1) + 1:05d}-{slug}"
     run.mkdir()
     return run
 
 
+def newest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint of ``run_dir`` that is furthest along (by optimizer step)."""
+    epochs = sorted(run_dir.glob("checkpoint-[0-9]*.pt"))
+    candidates = [p for p in (run_dir / LATEST, *epochs[-1:]) if p.is_file()]
+    if not candidates:
+        return None
+    steps = {p: int(load_checkpoint(p).get("step", 0)) for p in candidates}
+    return max(candidates, key=lambda p: (steps[p], p.name != LATEST))
+
+
+def resolve_resume(resume: str, out: str | Path) -> tuple[Path, Path | None]:
+    """``--resume`` -> (checkpoint, run directory to continue in, or None for a new one).
+
+    A checkpoint file starts a new run directory from it; a run directory, or
+    ``latest`` (the highest-numbered run under ``out`` that has a checkpoint),
+    continues in that directory from its newest checkpoint.
+    """
+    path = Path(resume)
+    if resume == "latest":
+        runs = sorted((p for p in Path(out).glob("[0-9]" * 5 + "-*") if p.is_dir()), reverse=True)
+        for run in runs:
+            if (ckpt := newest_checkpoint(run)) is not None:
+                return ckpt, run
+        raise CheckpointError(f"no run directory with a checkpoint under {out}")
+    if path.is_dir():
+        ckpt = newest_checkpoint(path)
+        if ckpt is None:
+            raise CheckpointError(f"{path} holds no checkpoint to resume from")
+        return ckpt, path
+    return path, None
+
+
 def to_uint8_nhwc(x: torch.Tensor) -> np.ndarray:
     """G output in [-1, 1] [B, C, H, W] -> uint8 [B, H, W, C], the export graph's mapping."""
     y = ((x.detach().float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
     return y.permute(0, 2, 3, 1).cpu().numpy()
-
-
-class EMA:
-    """An exponential moving average of G's weights (buffers copied as they are)."""
-
-    def __init__(self, net: nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.net = copy.deepcopy(net).eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, net: nn.Module) -> None:
-        ema_p = list(self.net.parameters())
-        torch._foreach_lerp_(ema_p, [p.detach() for p in net.parameters()], 1 - self.decay)
-        for b_ema, b in zip(self.net.buffers(), net.buffers(), strict=True):
-            b_ema.copy_(b)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -164,14 +124,18 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def plot_losses(epochs: list[dict[str, Any]], path: Path, title: str) -> None:
-    """D and G loss per epoch, like the reports' figures."""
+def plot_progress(
+    epochs: list[dict[str, Any]], metrics: list[dict[str, Any]], path: Path, title: str
+) -> None:
+    """D and G loss per epoch, like the reports' figures; the quality metric beside them."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    panels = 2 if metrics else 1
+    fig, axes = plt.subplots(1, panels, figsize=(7 * panels, 4), dpi=100, squeeze=False)
+    ax = axes[0][0]
     xs = [e["epoch"] for e in epochs]
     ax.plot(xs, [e["d_loss"] for e in epochs], marker="o", label="D loss")
     ax.plot(xs, [e["g_loss"] for e in epochs], marker="o", label="G loss")
@@ -180,6 +144,15 @@ def plot_losses(epochs: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    if metrics:
+        key = "fid" if "fid" in metrics[0] else "classifier_fd"
+        ax = axes[0][1]
+        ax.plot([m["cpu_minutes"] for m in metrics], [m[key] for m in metrics], marker="o")
+        ax.set_xlabel("training CPU minutes")
+        ax.set_ylabel(f"{key} ({metrics[0]['images']} images)")
+        ax.set_yscale("log")
+        ax.set_title("quality while training (lower is better)")
+        ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -202,25 +175,84 @@ def sample_grid(
     return make_grid(to_uint8_nhwc(x), 8, padding=2)
 
 
-def _jsonable(o: TrainOptions) -> dict[str, Any]:
-    return dataclasses.asdict(o)
+@dataclass
+class Progress:
+    """Where a run is: what a checkpoint records beside the weights."""
+
+    epoch: int = 0  # completed epochs
+    batch: int = 0  # completed batches of the current epoch
+    step: int = 0  # optimizer steps of D
+    train_seconds: float = 0.0  # wall time in training steps
+    cpu_seconds: float = 0.0  # process CPU time in training steps (all threads)
+    epoch_sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])
+    epoch_stats: list[dict[str, Any]] = field(default_factory=list)
+    metric_stats: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "step": self.step,
+            "epoch_sums": self.epoch_sums,
+            "epoch_stats": self.epoch_stats,
+            "metric_stats": self.metric_stats,
+        }
 
 
-def training_loop(options: TrainOptions, *, log=print) -> Path:
-    """Train one GAN as ``options`` say; returns the run directory."""
-    resume_ckpt: dict[str, Any] | None = None
-    if options.resume:
-        resume_ckpt = load_checkpoint(options.resume)
-        if resume_ckpt["arch"] != options.arch:
-            raise CheckpointError(
-                f"{options.resume} holds a {resume_ckpt['arch']!r} model, not {options.arch!r}"
-            )
-    o = options.resolved()
+@dataclass
+class Setup:
+    """Everything a run needs before its first step."""
+
+    o: TrainOptions
+    device: torch.device
+    data: ImageData
+    trainer: AdversarialStep
+    g_kwargs: dict[str, Any]
+    d_kwargs: dict[str, Any]
+    progress: Progress
+    resume_dir: Path | None
+
+
+def _build(o: TrainOptions, data: ImageData, device: torch.device) -> tuple[Any, ...]:
     spec = get_arch(o.arch)
-    loss = get_loss(o.loss)
-    device = pick_device(o.device)
-    torch.manual_seed(o.seed)
+    g_kwargs, d_kwargs = dict(o.g_kwargs), dict(o.d_kwargs)
+    if spec.conditional:
+        g_kwargs.setdefault("num_classes", data.num_classes)
+        d_kwargs.setdefault("num_classes", data.num_classes)
+    g = build_generator(o.arch, **g_kwargs).to(device)
+    d = build_discriminator(o.arch, **d_kwargs)
+    if o.spectral_norm:
+        apply_spectral_norm(d)
+    d = d.to(device)
+    if o.dcgan_init:
+        init_dcgan_weights(g)
+        init_dcgan_weights(d)
+    assert o.loss is not None
+    return AdversarialStep(g, d, get_loss(o.loss), o), g_kwargs, d_kwargs
 
+
+def _check_resume(ckpt: dict[str, Any], o: TrainOptions, where: str) -> None:
+    if ckpt["arch"] != o.arch:
+        raise CheckpointError(f"{where} holds a {ckpt['arch']!r} model, not {o.arch!r}")
+    saved = (ckpt.get("options") or {}).get("dataset")
+    if saved is not None and saved != o.dataset:
+        raise CheckpointError(f"{where} was trained on {saved!r}, not {o.dataset!r}")
+
+
+def setup(options: TrainOptions) -> Setup:
+    """Data, networks, optimizers and, on resume, their state (the checkpoint read once)."""
+    ckpt: dict[str, Any] | None = None
+    resume_dir: Path | None = None
+    if options.resume:
+        path, resume_dir = resolve_resume(options.resume, options.out)
+        ckpt = load_checkpoint(path)
+        _check_resume(ckpt, options, str(path))
+    o = options.resolved()
+    device = pick_device(o.device)
+    if o.threads is not None:
+        torch.set_num_threads(o.threads)
+    torch.manual_seed(o.seed)
+    spec = get_arch(o.arch)
     data = load_dataset(
         o.dataset,
         image_shape=spec.image_shape,
@@ -239,206 +271,310 @@ def training_loop(options: TrainOptions, *, log=print) -> Path:
         raise ValueError(
             f"{o.dataset} has {len(data)} images, fewer than --batch-size {o.batch_size}"
         )
+    trainer, g_kwargs, d_kwargs = _build(o, data, device)
+    progress = Progress()
+    if ckpt is not None:
+        progress = _restore(ckpt, trainer, o)
+    return Setup(o, device, data, trainer, g_kwargs, d_kwargs, progress, resume_dir)
 
-    g_kwargs = dict(o.g_kwargs)
-    d_kwargs = dict(o.d_kwargs)
-    if spec.conditional:
-        g_kwargs.setdefault("num_classes", data.num_classes)
-        d_kwargs.setdefault("num_classes", data.num_classes)
-    g = build_generator(o.arch, **g_kwargs).to(device)
-    d = build_discriminator(o.arch, **d_kwargs)
-    if o.spectral_norm:
-        apply_spectral_norm(d)
-    d = d.to(device)
-    if o.dcgan_init:
-        init_dcgan_weights(g)
-        init_dcgan_weights(d)
 
-    if o.optimizer == "adam":
-        opt_g = torch.optim.Adam(g.parameters(), lr=o.lr, betas=(o.beta1, o.beta2))
-        opt_d = torch.optim.Adam(d.parameters(), lr=o.lr, betas=(o.beta1, o.beta2))
-    else:
-        opt_g = torch.optim.RMSprop(g.parameters(), lr=o.lr)
-        opt_d = torch.optim.RMSprop(d.parameters(), lr=o.lr)
-    ema = EMA(g, o.ema) if o.ema > 0 else None
+def _restore(ckpt: dict[str, Any], trainer: AdversarialStep, o: TrainOptions) -> Progress:
+    try:
+        trainer.load_state_dict(ckpt)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{o.resume} does not fit these options: {msg}") from None
+    stats = ckpt.get("stats", {})
+    p = Progress(
+        epoch=int(ckpt["epoch"]),
+        batch=int(ckpt.get("batch", 0)),
+        step=int(ckpt.get("step", 0)),
+        train_seconds=float(stats.get("train_seconds", 0.0)),
+        cpu_seconds=float(stats.get("cpu_seconds", stats.get("train_seconds", 0.0))),
+        epoch_sums=list(ckpt.get("epoch_sums") or [0.0, 0.0, 0.0, 0.0]),
+        epoch_stats=list(ckpt.get("epoch_stats", [])),
+        metric_stats=list(ckpt.get("metric_stats", [])),
+    )
+    if "rng" in ckpt:
+        _set_rng_state(ckpt["rng"])
+    if p.epoch >= o.epochs:
+        raise ValueError(f"{o.resume} already has {p.epoch} epochs; ask for --epochs > {p.epoch}")
+    return p
 
-    start_epoch, step, train_seconds = 0, 0, 0.0
-    epoch_stats: list[dict[str, Any]] = []
-    if resume_ckpt is not None:
-        try:
-            g.load_state_dict(resume_ckpt["G"])
-            d.load_state_dict(resume_ckpt["D"])
-            opt_g.load_state_dict(resume_ckpt["opt_G"])
-            opt_d.load_state_dict(resume_ckpt["opt_D"])
-            if ema is not None:
-                if resume_ckpt.get("G_ema") is None:
-                    raise CheckpointError("checkpoint has no EMA weights but --ema is set")
-                ema.net.load_state_dict(resume_ckpt["G_ema"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(f"{o.resume} does not fit these options: {msg}") from None
-        start_epoch, step = int(resume_ckpt["epoch"]), int(resume_ckpt.get("step", 0))
-        train_seconds = float(resume_ckpt.get("stats", {}).get("train_seconds", 0.0))
-        epoch_stats = list(resume_ckpt.get("epoch_stats", []))
-        if "rng" in resume_ckpt:
-            _set_rng_state(resume_ckpt["rng"])
-        if start_epoch >= o.epochs:
-            raise ValueError(
-                f"{o.resume} already has {start_epoch} epochs; ask for --epochs > {start_epoch}"
+
+class StopRequested:
+    """SIGTERM / SIGINT ask the loop to checkpoint and stop after the current step."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequested:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: no handlers, no clean stop
+                pass
+        return self
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.signal = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class Run:
+    """The run directory and what happens at the end of an epoch or a stop."""
+
+    def __init__(self, s: Setup, options: TrainOptions, log: Any) -> None:
+        self.s, self.o, self.log = s, s.o, log
+        self.command = command_line(options)
+        if s.resume_dir is not None:
+            self.dir = s.resume_dir
+        else:
+            self.dir = next_run_dir(self.o.out, self.o.arch, self.o.dataset)
+            (self.dir / "training_options.json").write_text(
+                json.dumps(
+                    {
+                        **options_dict(self.o),
+                        "resolved_device": str(s.device),
+                        "dataset_info": s.data.describe(),
+                    },
+                    indent=2,
+                )
+            )
+        self.stats_file = (self.dir / "stats.jsonl").open("a")
+        self.monitor: Any = None
+        if self.o.metrics:
+            from training.monitor import QualityMonitor
+
+            self.monitor = QualityMonitor(
+                self.o.metrics,
+                dataset=self.o.dataset,
+                data_dir=self.o.data_dir,
+                num_images=self.o.metrics_images,
+                seed=self.o.sample_seed + 1,
+                num_classes=s.data.num_classes,
+                conditional=get_arch(self.o.arch).conditional,
+                device=s.device,
             )
 
-    run_dir = next_run_dir(o.out, o.arch, o.dataset)
-    (run_dir / "training_options.json").write_text(
-        json.dumps(
-            {**_jsonable(o), "resolved_device": str(device), "dataset_info": data.describe()},
-            indent=2,
+    def emit(self, record: dict[str, Any]) -> None:
+        self.stats_file.write(json.dumps(record) + "\n")
+        self.stats_file.flush()
+
+    def close(self) -> None:
+        self.stats_file.close()
+
+    def checkpoint(self, name: str) -> Path:
+        s, p, o = self.s, self.s.progress, self.o
+        last = p.epoch_stats[-1] if p.epoch_stats else {}
+        return save_checkpoint(
+            self.dir / name,
+            {
+                "arch": o.arch,
+                "g_kwargs": s.g_kwargs,
+                "d_kwargs": s.d_kwargs,
+                "spectral_norm": o.spectral_norm,
+                **s.trainer.state_dict(),
+                **p.to_dict(),
+                "options": options_dict(o),
+                "dataset": {k: v for k, v in s.data.describe().items() if k != "size"},
+                "loss": o.loss,
+                "rng": _rng_state(),
+                "stats": {
+                    "command": self.command,
+                    "images_per_second": last.get("images_per_second"),
+                    "train_seconds": round(p.train_seconds, 1),
+                    "cpu_seconds": round(p.cpu_seconds, 1),
+                    "device": torch.cuda.get_device_name(s.device)
+                    if s.device.type == "cuda"
+                    else "cpu",
+                },
+            },
         )
-    )
-    stats_file = (run_dir / "stats.jsonl").open("a")
-    n_batches = len(data) // o.batch_size
-    latent_dim = g.latent_dim
-    num_classes = data.num_classes
-    log(
-        f"run {run_dir}: {o.arch} on {o.dataset} ({len(data)} images), "
-        f"{o.loss} loss, device {device}"
-    )
 
-    def emit(record: dict[str, Any]) -> None:
-        stats_file.write(json.dumps(record) + "\n")
-        stats_file.flush()
+    def measure(self) -> None:
+        """One point of the quality curve (its time is not training time)."""
+        p = self.s.progress
+        figures = self.monitor.measure(self.s.trainer.sampling_net())
+        rec = {
+            "kind": "metric",
+            "metric": self.o.metrics,
+            "epoch": p.epoch,
+            "step": p.step,
+            "kimg": round(p.step * self.o.batch_size / 1000, 1),
+            "images": self.o.metrics_images,
+            "cpu_minutes": round(p.cpu_seconds / 60, 2),
+            "train_minutes": round(p.train_seconds / 60, 2),
+            **figures,
+        }
+        p.metric_stats.append(rec)
+        self.emit(rec)
+        with (self.dir / f"metric-{self.o.metrics}.jsonl").open("a") as f:
+            f.write(json.dumps(rec) + "\n")
+        shown = {k: round(v, 3) for k, v in figures.items() if k != "seconds"}
+        self.log(f"metric at {rec['kimg']} kimg, {rec['cpu_minutes']} CPU min: {shown}")
 
+    def end_epoch(self, seconds: float) -> None:
+        s, p, o = self.s, self.s.progress, self.o
+        n_batches = len(s.data) // o.batch_size
+        d_sum, g_sum, g_steps, _ = p.epoch_sums
+        d_mean, g_mean = d_sum / n_batches, g_sum / max(g_steps, 1)
+        if not (math.isfinite(d_mean) and math.isfinite(g_mean)):
+            raise FloatingPointError(f"losses diverged at epoch {p.epoch} (D {d_mean}, G {g_mean})")
+        rec = {
+            "kind": "epoch",
+            "epoch": p.epoch,
+            "step": p.step,
+            "d_loss": d_mean,
+            "g_loss": g_mean,
+            "seconds": round(seconds, 2),
+            "images_per_second": round(n_batches * o.batch_size / max(seconds, 1e-9), 1),
+        }
+        p.epoch_stats.append(rec)
+        p.epoch_sums = [0.0, 0.0, 0.0, 0.0]
+        self.emit(rec)
+        self.log(
+            f"epoch {p.epoch}/{o.epochs}: D {d_mean:.4f}  G {g_mean:.4f}  "
+            f"{rec['images_per_second']:.0f} img/s  {seconds:.1f}s"
+        )
+        self.plot()
+        last = p.epoch == o.epochs
+        if p.epoch % o.sample_every == 0 or last:
+            grid = sample_grid(
+                s.trainer.sampling_net(),
+                seed=o.sample_seed,
+                num_classes=s.data.num_classes,
+                conditional=get_arch(o.arch).conditional,
+                device=s.device,
+            )
+            (self.dir / f"samples-{p.epoch:06d}.png").write_bytes(encode_png(grid))
+        if p.epoch % o.checkpoint_every == 0 or last:
+            self.checkpoint(f"checkpoint-{p.epoch:06d}.pt")
+
+    def plot(self) -> None:
+        p = self.s.progress
+        if p.epoch_stats:
+            title = f"{self.o.arch} on {self.o.dataset} ({self.o.loss} loss)"
+            plot_progress(p.epoch_stats, p.metric_stats, self.dir / "losses.png", title)
+
+
+def _lr_factor(o: TrainOptions, step: int, total_steps: int) -> float:
+    if o.lr_schedule == "linear":
+        return max(0.0, 1 - step / max(total_steps, 1))
+    return 1.0
+
+
+def _batch(s: Setup, idx: torch.Tensor) -> Batch:
+    real = s.data.images[idx]
+    if s.data.labels is None or not get_arch(s.o.arch).conditional:
+        return Batch(real, None, None)
+    fake_labels = torch.randint(0, s.data.num_classes, (len(idx),), device=s.device)
+    return Batch(real, s.data.labels[idx], fake_labels)
+
+
+def train_epochs(s: Setup, run: Run, stop: StopRequested) -> str:
+    """Steps until the last epoch, a deadline or a signal; returns why it stopped."""
     from tqdm import tqdm
 
-    g.train()
-    d.train()
+    o, p, trainer = s.o, s.progress, s.trainer
+    n_batches = len(s.data) // o.batch_size
+    total_steps = n_batches * o.epochs
+    deadline = time.monotonic() + o.max_minutes * 60 if o.max_minutes else math.inf
+    checkpoint_every_s = o.checkpoint_minutes * 60 if o.checkpoint_minutes else math.inf
+    last_checkpoint = time.monotonic()
+    metric_every = max(1, round(o.metrics_kimg * 1000 / o.batch_size))
+    trainer.g.train()
+    trainer.d.train()
     perm_gen = torch.Generator(device="cpu")
-    for epoch in range(start_epoch, o.epochs):
-        perm_gen.manual_seed(o.seed * 1_000_003 + epoch)
-        perm = torch.randperm(len(data), generator=perm_gen).to(device)
-        d_sum = g_sum = 0.0
-        g_steps = 0
-        t0 = time.perf_counter()
+    while p.epoch < o.epochs:
+        perm_gen.manual_seed(o.seed * 1_000_003 + p.epoch)
+        perm = torch.randperm(len(s.data), generator=perm_gen).to(s.device)
+        t_epoch = time.perf_counter()
         bar = tqdm(
-            range(n_batches),
-            desc=f"epoch {epoch + 1}/{o.epochs}",
+            range(p.batch, n_batches),
+            desc=f"epoch {p.epoch + 1}/{o.epochs}",
             disable=not o.progress,
             file=sys.stderr,
             leave=False,
         )
         for i in bar:
+            t0, c0 = time.perf_counter(), time.process_time()
+            if o.lr_schedule != "constant":
+                trainer.set_lr_factor(_lr_factor(o, p.step, total_steps))
             idx = perm[i * o.batch_size : (i + 1) * o.batch_size]
-            real = data.images[idx]
-            cond: tuple[torch.Tensor, ...] = ()
-            if spec.conditional:
-                assert data.labels is not None
-                real_labels = data.labels[idx]
-                fake_labels = torch.randint(0, num_classes, (o.batch_size,), device=device)
-                cond = (fake_labels,)
-            z = torch.randn(o.batch_size, latent_dim, device=device)
-            fake = g(z, *cond)
-
-            # D step: real and fake.detach(), D first
-            real_scores = d(real, real_labels) if spec.conditional else d(real)
-            fake_scores = d(fake.detach(), *cond)
-            d_loss = loss.d_loss(real_scores, fake_scores)
-            if loss.gradient_penalty:
-                gp_cond = (real_labels,) if spec.conditional else ()
-                d_loss = d_loss + o.gp_lambda * gradient_penalty(d, real, fake.detach(), *gp_cond)
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            d_sum += d_loss.item()
-
-            # G step every n_critic D steps, against "real" (non-saturating)
-            if step % o.n_critic == 0:
-                g_loss = loss.g_loss(d(fake, *cond))
-                opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                opt_g.step()
-                if ema is not None:
-                    ema.update(g)
-                g_sum += g_loss.item()
-                g_steps += 1
-            step += 1
-            if step % o.log_every == 0:
-                elapsed = time.perf_counter() - t0
-                ips = (i + 1) * o.batch_size / max(elapsed, 1e-9)
-                rec = {
-                    "kind": "step",
-                    "epoch": epoch + 1,
-                    "step": step,
-                    "d_loss": d_loss.item(),
-                    "g_loss": g_sum / max(g_steps, 1),
-                    "images_per_second": round(ips, 1),
-                }
-                emit(rec)
-                bar.set_postfix(
-                    d=f"{rec['d_loss']:.3f}", g=f"{rec['g_loss']:.3f}", ips=f"{ips:.0f}"
+            d_loss, g_loss = trainer.step(_batch(s, idx), p.step)
+            p.epoch_sums[0] += d_loss
+            if g_loss is not None:
+                p.epoch_sums[1] += g_loss
+                p.epoch_sums[2] += 1
+            p.step += 1
+            p.batch = i + 1
+            p.train_seconds += time.perf_counter() - t0
+            p.cpu_seconds += time.process_time() - c0
+            if p.step % o.log_every == 0:
+                g_mean = p.epoch_sums[1] / max(p.epoch_sums[2], 1)
+                ips = (i + 1) * o.batch_size / max(time.perf_counter() - t_epoch, 1e-9)
+                run.emit(
+                    {
+                        "kind": "step",
+                        "epoch": p.epoch + 1,
+                        "step": p.step,
+                        "d_loss": d_loss,
+                        "g_loss": g_mean,
+                        "images_per_second": round(ips, 1),
+                    }
                 )
-        seconds = time.perf_counter() - t0
-        train_seconds += seconds
-        d_mean, g_mean = d_sum / n_batches, g_sum / max(g_steps, 1)
-        if not (math.isfinite(d_mean) and math.isfinite(g_mean)):
-            raise FloatingPointError(
-                f"losses diverged at epoch {epoch + 1} (D {d_mean}, G {g_mean})"
-            )
-        rec = {
-            "kind": "epoch",
-            "epoch": epoch + 1,
-            "step": step,
-            "d_loss": d_mean,
-            "g_loss": g_mean,
-            "seconds": round(seconds, 2),
-            "images_per_second": round(n_batches * o.batch_size / seconds, 1),
-        }
-        epoch_stats.append(rec)
-        emit(rec)
-        log(
-            f"epoch {epoch + 1}/{o.epochs}: D {d_mean:.4f}  G {g_mean:.4f}  "
-            f"{rec['images_per_second']:.0f} img/s  {seconds:.1f}s"
-        )
-        plot_losses(epoch_stats, run_dir / "losses.png", f"{o.arch} on {o.dataset} ({o.loss} loss)")
+                bar.set_postfix(d=f"{d_loss:.3f}", g=f"{g_mean:.3f}")
+            if run.monitor is not None and p.step % metric_every == 0:
+                run.measure()
+            now = time.monotonic()
+            if stop.signal is not None or now >= deadline:
+                p.epoch_sums[3] += time.perf_counter() - t_epoch
+                run.checkpoint(LATEST)
+                run.plot()
+                return "signal" if stop.signal is not None else "deadline"
+            if now - last_checkpoint >= checkpoint_every_s and p.batch < n_batches:
+                p.epoch_sums[3] += time.perf_counter() - t_epoch
+                t_epoch = time.perf_counter()
+                run.checkpoint(LATEST)
+                last_checkpoint = now
+        seconds = p.epoch_sums[3] + time.perf_counter() - t_epoch
+        p.epoch += 1
+        p.batch = 0
+        run.end_epoch(seconds)
+        if p.epoch % o.checkpoint_every == 0 or p.epoch == o.epochs:
+            last_checkpoint = time.monotonic()
+    return "done"
 
-        last = epoch + 1 == o.epochs
-        sample_net = ema.net if ema is not None else g
-        if (epoch + 1) % o.sample_every == 0 or last:
-            grid = sample_grid(
-                sample_net,
-                seed=o.sample_seed,
-                num_classes=num_classes,
-                conditional=spec.conditional,
-                device=device,
-            )
-            (run_dir / f"samples-{epoch + 1:06d}.png").write_bytes(encode_png(grid))
-        if (epoch + 1) % o.checkpoint_every == 0 or last:
-            save_checkpoint(
-                run_dir / f"checkpoint-{epoch + 1:06d}.pt",
-                {
-                    "arch": o.arch,
-                    "g_kwargs": g_kwargs,
-                    "d_kwargs": d_kwargs,
-                    "spectral_norm": o.spectral_norm,
-                    "G": g.state_dict(),
-                    "D": d.state_dict(),
-                    "G_ema": ema.net.state_dict() if ema is not None else None,
-                    "opt_G": opt_g.state_dict(),
-                    "opt_D": opt_d.state_dict(),
-                    "epoch": epoch + 1,
-                    "step": step,
-                    "options": _jsonable(o),
-                    "dataset": {k: v for k, v in data.describe().items() if k != "size"},
-                    "loss": o.loss,
-                    "rng": _rng_state(),
-                    "epoch_stats": epoch_stats,
-                    "stats": {
-                        "command": command_line(options),
-                        "images_per_second": rec["images_per_second"],
-                        "train_seconds": round(train_seconds, 1),
-                        "device": torch.cuda.get_device_name(device)
-                        if device.type == "cuda"
-                        else "cpu",
-                    },
-                },
-            )
-    stats_file.close()
-    return run_dir
+
+def training_loop(options: TrainOptions, *, log: Any = print) -> Path:
+    """Train one GAN as ``options`` say; returns the run directory.
+
+    Stops early, with ``checkpoint-latest.pt`` written, at ``max_minutes`` or on
+    SIGTERM/SIGINT; ``--resume RUN_DIR`` then continues where it stopped.
+    """
+    s = setup(options)
+    run = Run(s, options, log)
+    o = s.o
+    where = f"from epoch {s.progress.epoch}, batch {s.progress.batch}" if options.resume else ""
+    log(
+        f"run {run.dir}: {o.arch} on {o.dataset} ({len(s.data)} images), "
+        f"{o.loss} loss, device {s.device} {where}".rstrip()
+    )
+    try:
+        with StopRequested() as stop:
+            why = train_epochs(s, run, stop)
+    finally:
+        run.close()
+    if why != "done":
+        p = s.progress
+        log(
+            f"stopped ({'signal' if why == 'signal' else '--max-minutes'}) at epoch "
+            f"{p.epoch + 1}, batch {p.batch}: {run.dir / LATEST}; continue with "
+            f"--resume {run.dir}"
+        )
+    return run.dir

@@ -3,6 +3,9 @@
 python -m training.train --arch dcgan --dataset fashion-mnist --epochs 30 --out runs/
 python -m training.train --arch cgan --summary          # print(G), print(D), parameter counts
 python -m training.train --resume runs/00000-dcgan-fashion-mnist/checkpoint-000010.pt --epochs 20
+python -m training.train --arch dcgan64 --dataset folder:../shared/data/emoji64 \
+    --augment color,translation,cutout --max-minutes 60      # stops cleanly with a checkpoint
+python -m training.train --resume latest                    # continues the newest run in runs/
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 from training.checkpoint import CheckpointError, load_checkpoint
 from training.data import DATASET_CHOICES, DataError
-from training.loop import TrainOptions, training_loop
+from training.loop import resolve_resume, training_loop
 from training.losses import LOSSES
 from training.networks import (
     ARCHITECTURES,
@@ -24,6 +27,7 @@ from training.networks import (
     count_parameters,
     get_arch,
 )
+from training.options import TrainOptions, from_dict
 
 
 def _kwargs(text: str) -> dict[str, Any]:
@@ -63,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--optimizer", default=None, choices=["adam", "rmsprop"], help="default: the loss's"
     )
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr-g", type=float, default=None, help="G's learning rate (default: --lr)")
+    p.add_argument("--lr-d", type=float, default=None, help="D's learning rate (default: --lr)")
+    p.add_argument(
+        "--lr-schedule",
+        default=d.lr_schedule,
+        choices=["constant", "linear"],
+        help="linear: both learning rates fall to 0 at the last epoch",
+    )
     p.add_argument("--beta1", type=float, default=None)
     p.add_argument("--beta2", type=float, default=None)
     p.add_argument(
@@ -72,9 +84,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="D steps per G step (default: 5 for wgan-gp, else 1)",
     )
     p.add_argument("--gp-lambda", type=float, default=d.gp_lambda)
+    p.add_argument(
+        "--r1-gamma", type=float, default=d.r1_gamma, help="R1 penalty weight on real images"
+    )
+    p.add_argument(
+        "--augment",
+        default=d.augment,
+        help="DiffAugment policy for every image D sees: color,translation,cutout",
+    )
     p.add_argument("--spectral-norm", action="store_true", help="spectral norm on every D layer")
     p.add_argument(
         "--ema", type=float, default=d.ema, help="EMA decay of G's weights, e.g. 0.999 (0: off)"
+    )
+    p.add_argument(
+        "--ema-warmup", action="store_true", help="EMA decay min(ema, (1+t)/(10+t)) at G step t"
     )
     p.add_argument("--dcgan-init", action="store_true", help="N(0, 0.02) weight init")
     p.add_argument("--g-kwargs", type=_kwargs, default={}, help="JSON constructor arguments for G")
@@ -82,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--sample-seed", type=int, default=d.sample_seed)
     p.add_argument("--device", default=d.device, help="auto (CUDA when present), cpu, cuda, cuda:N")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default=d.out, help="parent folder of the numbered run directories")
     p.add_argument(
         "--sample-every", type=int, default=d.sample_every, help="epochs between sample grids"
@@ -93,11 +117,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="epochs between checkpoints",
     )
     p.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=d.checkpoint_minutes,
+        help="also write checkpoint-latest.pt this often (0: only by epoch)",
+    )
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop cleanly with a checkpoint after this many minutes (resume to continue)",
+    )
+    p.add_argument(
+        "--metrics",
+        default=d.metrics,
+        help="quality logged while training: cfd (classifier FD, cheap) or fid (Inception)",
+    )
+    p.add_argument(
+        "--metrics-kimg",
+        type=float,
+        default=d.metrics_kimg,
+        help="thousands of training images between metric points",
+    )
+    p.add_argument(
+        "--metrics-images",
+        type=int,
+        default=d.metrics_images,
+        help="generated images per metric point",
+    )
+    p.add_argument(
         "--log-every", type=int, default=d.log_every, help="steps between stats.jsonl lines"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
-        "--resume", default=None, help="continue from this checkpoint (its options, these --epochs)"
+        "--resume",
+        default=None,
+        help="a checkpoint file (a new run from it), a run directory or 'latest' (continue in "
+        "it from its newest checkpoint); its options, with --epochs if given",
     )
     p.add_argument(
         "--summary", action="store_true", help="print G and D with parameter counts, then stop"
@@ -106,21 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def options_from_args(args: argparse.Namespace) -> TrainOptions:
+def options_from_args(args: argparse.Namespace, argv: list[str] | None = None) -> TrainOptions:
+    """The run's options; on resume the checkpoint's, with what may change taken from ``argv``."""
     if args.resume:
-        ckpt = load_checkpoint(args.resume)
-        saved = {
-            k: v
-            for k, v in ckpt.get("options", {}).items()
-            if k in TrainOptions.__dataclass_fields__
-        }
-        o = TrainOptions(**saved)
-        # what may change on resume: length, where it goes, where it runs
+        path, _ = resolve_resume(args.resume, args.out)
+        o = from_dict(load_checkpoint(path).get("options", {}))
+        # what may change on resume: length, deadline, where it goes, where it runs
+        given = {a.split("=")[0] for a in argv if a.startswith("--")} if argv else {"--epochs"}
         return dataclasses.replace(
             o,
-            epochs=args.epochs,
+            epochs=args.epochs if "--epochs" in given else o.epochs,
+            max_minutes=args.max_minutes,
             out=args.out,
             device=args.device,
+            threads=args.threads if args.threads is not None else o.threads,
             resume=args.resume,
             progress=not args.no_progress,
             data_dir=args.data_dir or o.data_dir,
@@ -143,12 +198,13 @@ def print_summary(arch: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     try:
         if args.summary:
             print_summary(args.arch)
             return 0
-        options = options_from_args(args)
+        options = options_from_args(args, argv)
         resolved = options.resolved()
         if args.dry_run:
             print(json.dumps(dataclasses.asdict(resolved), indent=2))

@@ -58,8 +58,10 @@ SPLIT_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-uby
 
 
 def default_data_dir() -> Path:
-    """``$GANSERVE_DATA_DIR``, else ``../shared/data`` (relative to the working directory)."""
-    return Path(os.environ.get("GANSERVE_DATA_DIR", "../shared/data"))
+    """The training data's default folder (``training.data.default_data_dir``)."""
+    from training.data import default_data_dir as training_default
+
+    return training_default()
 
 
 def get_dataset(name: str) -> DatasetInfo:
@@ -320,3 +322,32 @@ def generate(
             "labels": None if labels is None else f"i % {gen.num_classes}",
         },
     )
+
+
+def load_folder_images(path: str | os.PathLike[str]) -> ImageSet:
+    """Every image of an image folder (``folder:PATH`` data sets) as it trains: uint8 NHWC."""
+    from training.data import DataError, read_folder
+
+    try:
+        images = read_folder(Path(path))
+    except DataError as exc:
+        raise MetricError(str(exc)) from None
+    name = Path(path).resolve().name
+    return ImageSet(
+        images,
+        None,
+        {
+            "kind": "real",
+            "dataset": f"folder-{name}",
+            "split": "all",
+            "count": len(images),
+            "selection": f"all {len(images)} images of the folder {name}",
+        },
+    )
+
+
+def load_reference(dataset: str, data_dir: str | os.PathLike[str] | None) -> ImageSet:
+    """The reference images of a data set: the 10k test split, or a whole image folder."""
+    if dataset.startswith("folder:"):
+        return load_folder_images(dataset[len("folder:") :])
+    return load_split(dataset, data_dir or default_data_dir(), "test")
