@@ -10,12 +10,14 @@ DataLoader re-reading and re-transforming every image.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.utils.data
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",
@@ -38,6 +40,10 @@ TORCHVISION_SETS = {
 }
 DATASET_CHOICES = ("fashion-mnist", "mnist", "folder:PATH", "fake")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif"}
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+#: ``--data-mode auto`` streams a folder whose decoded images would take more than this.
+STREAM_ABOVE_BYTES = 2 * 1024**3
+DATA_MODES = ("auto", "memory", "stream")
 
 
 class DataError(ValueError):
@@ -46,10 +52,20 @@ class DataError(ValueError):
 
 @dataclass
 class ImageData:
+    """A training set: uint8 pixels in memory, or a folder decoded batch by batch.
+
+    ``images`` is uint8 [N, C, H, W] on the training device (4x less memory
+    than float32), or None when ``streamed`` decodes the files on demand in
+    ``workers`` DataLoader processes, so memory stays bounded whatever N is.
+    """
+
     name: str
-    images: torch.Tensor  # float32 [N, C, H, W] in [-1, 1], on the training device
+    images: torch.Tensor | None
     labels: torch.Tensor | None  # int64 [N], or None for an unlabelled folder
     class_names: tuple[str, ...] | None
+    shape: tuple[int, int, int]  # (C, H, W) as the architecture wants it
+    streamed: FolderImages | None = None
+    workers: int = 2
 
     @property
     def num_classes(self) -> int:
@@ -57,11 +73,26 @@ class ImageData:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        c, h, w = self.images.shape[1:]
-        return (int(c), int(h), int(w))
+        return self.shape
+
+    @property
+    def mode(self) -> str:
+        return "stream" if self.streamed is not None else "memory"
 
     def __len__(self) -> int:
+        if self.streamed is not None:
+            return len(self.streamed)
+        assert self.images is not None
         return int(self.images.shape[0])
+
+    def first(self, n: int) -> ImageData:
+        """The first ``n`` images (``--limit``)."""
+        labels = None if self.labels is None else self.labels[:n]
+        if self.streamed is not None:
+            streamed = FolderImages(self.streamed.files[:n], self.shape)
+            return replace(self, labels=labels, streamed=streamed)
+        assert self.images is not None
+        return replace(self, images=self.images[:n], labels=labels)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -71,6 +102,25 @@ class ImageData:
             "image_shape": list(self.image_shape),
             "size": len(self),
         }
+
+    def batches(
+        self, index_lists: list[torch.Tensor], device: torch.device | str
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(indices, float32 images in [-1, 1] on ``device``) for each list of indices."""
+        if self.streamed is None:
+            assert self.images is not None
+            for idx in index_lists:
+                idx = idx.to(self.images.device)
+                yield idx, to_float(self.images[idx])
+            return
+        loader = torch.utils.data.DataLoader(
+            self.streamed,
+            batch_sampler=[idx.tolist() for idx in index_lists],
+            num_workers=self.workers,
+            pin_memory=torch.device(device).type == "cuda",
+        )
+        for idx, x in zip(index_lists, loader, strict=True):
+            yield idx, to_float(x.to(device, non_blocking=True))
 
 
 def default_data_dir() -> Path:
@@ -154,7 +204,7 @@ def _read_image(path: Path) -> tuple[np.ndarray, bool]:
     try:
         with Image.open(path) as im:
             im.load()
-            colour = im.mode not in ("1", "L", "LA", "I", "I;16", "F")
+            colour = im.mode not in GRAY_MODES
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 rgba = im.convert("RGBA")
                 white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -174,36 +224,103 @@ def read_folder(path: Path) -> np.ndarray:
     return _read_files(_folder_files(path)[0])
 
 
+def _check_same(
+    first: tuple[Path, tuple[int, int], bool], f: Path, size: tuple[int, int], colour: bool
+) -> None:
+    if size != first[1]:
+        (w, h), (w0, h0) = size, first[1]
+        raise DataError(
+            f"images of different sizes in one folder: {f} is {w}x{h}, "
+            f"{first[0]} is {w0}x{h0} (resize them to one size first)"
+        )
+    if colour != first[2]:
+        kinds = {True: "colour", False: "grayscale"}
+        raise DataError(
+            f"grayscale and colour images in one folder: {f} is {kinds[colour]}, "
+            f"{first[0]} is {kinds[first[2]]} (convert them to one kind first)"
+        )
+
+
 def _read_files(files: list[tuple[Path, int]]) -> np.ndarray:
-    arrays: list[np.ndarray] = []
-    first: tuple[Path, tuple[int, ...], bool] | None = None
-    for f, _ in files:
+    """The files decoded into one preallocated uint8 [N, H, W, C] array."""
+    out: np.ndarray | None = None
+    first: tuple[Path, tuple[int, int], bool] | None = None
+    for i, (f, _) in enumerate(files):
         arr, colour = _read_image(f)
+        size = (arr.shape[1], arr.shape[0])
         if first is None:
-            first = (f, arr.shape, colour)
-        elif arr.shape[:2] != first[1][:2]:
-            h, w = first[1][:2]
-            raise DataError(
-                f"images of different sizes in one folder: {f} is {arr.shape[1]}x{arr.shape[0]}, "
-                f"{first[0]} is {w}x{h} (resize them to one size first)"
-            )
-        elif colour != first[2]:
-            kinds = {True: "colour", False: "grayscale"}
-            raise DataError(
-                f"grayscale and colour images in one folder: {f} is {kinds[colour]}, "
-                f"{first[0]} is {kinds[first[2]]} (convert them to one kind first)"
-            )
-        arrays.append(arr)
-    return np.stack(arrays)
+            first = (f, size, colour)
+            out = np.empty((len(files), *arr.shape), dtype=np.uint8)
+        else:
+            _check_same(first, f, size, colour)
+        assert out is not None
+        out[i] = arr
+    assert out is not None
+    return out
 
 
-def _load_folder(
-    path: Path, shape: tuple[int, int, int]
-) -> tuple[torch.Tensor, torch.Tensor | None, tuple[str, ...] | None]:
+def _probe_files(files: list[tuple[Path, int]]) -> tuple[tuple[int, int], bool]:
+    """Check every file's header (size, grayscale or colour) without decoding the pixels."""
+    from PIL import Image
+
+    first: tuple[Path, tuple[int, int], bool] | None = None
+    for f, _ in files:
+        try:
+            with Image.open(f) as im:
+                size, colour = im.size, im.mode not in GRAY_MODES
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise DataError(f"cannot read image {f}: {exc}") from None
+        if first is None:
+            first = (f, size, colour)
+        else:
+            _check_same(first, f, size, colour)
+    assert first is not None
+    return first[1], first[2]
+
+
+def _fit_uint8(x: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """uint8 [N, C, H, W] at the architecture's (C, H, W): resized and rounded where it differs."""
+    c, h, w = shape
+    if x.shape[1:] == (c, h, w):
+        return x.contiguous()
+    y = _fit_shape(x.float(), shape)
+    return y.round_().clamp_(0, 255).to(torch.uint8).contiguous()
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> float32 in [-1, 1] (``Normalize((0.5,), (0.5,))``)."""
+    return x.float().div_(127.5).sub_(1.0)
+
+
+class FolderImages(torch.utils.data.Dataset[torch.Tensor]):
+    """The images of a folder decoded on demand (by DataLoader workers): uint8 [C, H, W]."""
+
+    def __init__(self, files: list[Path], shape: tuple[int, int, int]) -> None:
+        self.files, self.shape = files, shape
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        arr, _ = _read_image(self.files[i])
+        return _fit_uint8(torch.from_numpy(arr[None]).permute(0, 3, 1, 2), self.shape)[0]
+
+
+def _load_folder(path: Path, shape: tuple[int, int, int], mode: str, workers: int) -> ImageData:
     files, classes = _folder_files(path)
-    x = torch.from_numpy(_read_files(files)).permute(0, 3, 1, 2).float()
     labels = torch.tensor([i for _, i in files]) if classes else None
-    return x.div(127.5).sub(1.0), labels, classes
+    name = f"folder:{path}"
+    if mode == "auto":
+        (w, h), colour = _probe_files(files[:1])
+        mode = (
+            "stream" if len(files) * h * w * (3 if colour else 1) > STREAM_ABOVE_BYTES else "memory"
+        )
+    if mode == "stream":
+        _probe_files(files)
+        streamed = FolderImages([f for f, _ in files], shape)
+        return ImageData(name, None, labels, classes, shape, streamed, workers)
+    images = _fit_uint8(torch.from_numpy(_read_files(files)).permute(0, 3, 1, 2), shape)
+    return ImageData(name, images, labels, classes, shape)
 
 
 def load_dataset(
@@ -217,34 +334,49 @@ def load_dataset(
     train: bool = True,
     fake_size: int = 512,
     seed: int = 0,
+    mode: str = "auto",
+    workers: int = 2,
 ) -> ImageData:
-    """Load ``spec`` resized to ``image_shape`` as one tensor on ``device``."""
+    """Load ``spec`` at ``image_shape``: uint8 on ``device``, or streamed from a folder.
+
+    ``mode`` is ``memory``, ``stream`` (folders only) or ``auto`` (stream a
+    folder past ``STREAM_ABOVE_BYTES``); ``workers`` decode a streamed folder.
+    """
+    if mode not in DATA_MODES:
+        raise DataError(f"unknown data mode {mode!r}; choose one of {', '.join(DATA_MODES)}")
+    if spec.startswith("folder:"):
+        data = _load_folder(Path(spec[len("folder:") :]), image_shape, mode, workers)
+        if limit:
+            data = data.first(limit)
+        if data.images is not None:
+            data.images = data.images.to(device)
+        if data.labels is not None:
+            data.labels = data.labels.to(device)
+        return data
+    if mode == "stream":
+        raise DataError(f"--data-mode stream reads image folders; {spec} is held in memory")
     if spec in TORCHVISION_SETS:
         raw, labels, classes = load_torchvision_split(
             spec, data_dir or default_data_dir(), train=train, download=download
         )
         if limit:
             raw, labels = raw[:limit], labels[:limit]
-        images = raw.unsqueeze(1).float().div(127.5).sub(1.0)
+        images = raw.unsqueeze(1)
         names: tuple[str, ...] | None = classes
         lab: torch.Tensor | None = labels
     elif spec == "fake":  # deterministic random images for tests: no download, no files
         g = torch.Generator().manual_seed(seed)
         n = limit or fake_size
-        images = torch.rand((n, *image_shape), generator=g).mul(2).sub(1)
+        images = torch.randint(0, 256, (n, *image_shape), generator=g, dtype=torch.uint8)
         lab = torch.randint(0, 10, (n,), generator=g)
         names = tuple(f"class {i}" for i in range(10))
-    elif spec.startswith("folder:"):
-        images, lab, names = _load_folder(Path(spec[len("folder:") :]), image_shape)
-        if limit:
-            images = images[:limit]
-            lab = lab[:limit] if lab is not None else None
     else:
         raise DataError(f"unknown dataset {spec!r}; choose one of {', '.join(DATASET_CHOICES)}")
-    images = _fit_shape(images, image_shape).clamp_(-1, 1).contiguous()
+    images = _fit_uint8(images, image_shape)
     return ImageData(
         name=spec,
         images=images.to(device),
         labels=None if lab is None else lab.to(device),
         class_names=names,
+        shape=image_shape,
     )

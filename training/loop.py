@@ -36,6 +36,15 @@ from ganserve.grid import encode_png, make_grid
 from ganserve.latent import make_latents
 from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from training.data import ImageData, load_dataset
+from training.distributed import (
+    World,
+    broadcast_object,
+    check_batch,
+    pick_backend,
+    world_from_env,
+)
+from training.distributed import start as start_distributed
+from training.distributed import stop as stop_distributed
 from training.losses import get_loss
 from training.networks import (
     apply_spectral_norm,
@@ -52,11 +61,15 @@ __all__ = ["EMA", "TrainOptions", "command_line", "resolve_resume", "training_lo
 LATEST = "checkpoint-latest.pt"
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def pick_device(name: str, world: World | None = None) -> torch.device:
+    """``auto``: CUDA when present; under torchrun each rank takes ``cuda:LOCAL_RANK``."""
+    world = world or World()
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda asked for, but no CUDA device is available")
+    if name == "auto" and not torch.cuda.is_available():
+        return torch.device("cpu")
+    if name in ("auto", "cuda"):
+        return torch.device("cuda", world.local_rank) if world.distributed else torch.device("cuda")
     return torch.device(name)
 
 
@@ -211,9 +224,10 @@ class Setup:
     d_kwargs: dict[str, Any]
     progress: Progress
     resume_dir: Path | None
+    world: World = field(default_factory=World)
 
 
-def _build(o: TrainOptions, data: ImageData, device: torch.device) -> tuple[Any, ...]:
+def _build(o: TrainOptions, data: ImageData, device: torch.device, world: World) -> tuple[Any, ...]:
     spec = get_arch(o.arch)
     g_kwargs, d_kwargs = dict(o.g_kwargs), dict(o.d_kwargs)
     if spec.conditional:
@@ -228,7 +242,7 @@ def _build(o: TrainOptions, data: ImageData, device: torch.device) -> tuple[Any,
         init_dcgan_weights(g)
         init_dcgan_weights(d)
     assert o.loss is not None
-    return AdversarialStep(g, d, get_loss(o.loss), o), g_kwargs, d_kwargs
+    return AdversarialStep(g, d, get_loss(o.loss), o, world, device), g_kwargs, d_kwargs
 
 
 def _check_resume(ckpt: dict[str, Any], o: TrainOptions, where: str) -> None:
@@ -248,10 +262,14 @@ def setup(options: TrainOptions) -> Setup:
         ckpt = load_checkpoint(path)
         _check_resume(ckpt, options, str(path))
     o = options.resolved()
-    device = pick_device(o.device)
+    world = world_from_env()
+    check_batch(world, o.batch_size)
+    device = pick_device(o.device, world)
+    backend = pick_backend(o.dist_backend, device)
     if o.threads is not None:
         torch.set_num_threads(o.threads)
-    torch.manual_seed(o.seed)
+    start_distributed(world, backend, device)
+    torch.manual_seed(o.seed)  # the same on every rank: one init, one stream of latents
     spec = get_arch(o.arch)
     data = load_dataset(
         o.dataset,
@@ -261,6 +279,8 @@ def setup(options: TrainOptions) -> Setup:
         download=o.download,
         limit=o.limit,
         seed=o.seed,
+        mode=o.data_mode,
+        workers=o.workers,
     )
     if spec.conditional and data.labels is None:
         raise ValueError(
@@ -271,11 +291,11 @@ def setup(options: TrainOptions) -> Setup:
         raise ValueError(
             f"{o.dataset} has {len(data)} images, fewer than --batch-size {o.batch_size}"
         )
-    trainer, g_kwargs, d_kwargs = _build(o, data, device)
+    trainer, g_kwargs, d_kwargs = _build(o, data, device, world)
     progress = Progress()
     if ckpt is not None:
         progress = _restore(ckpt, trainer, o)
-    return Setup(o, device, data, trainer, g_kwargs, d_kwargs, progress, resume_dir)
+    return Setup(o, device, data, trainer, g_kwargs, d_kwargs, progress, resume_dir, world)
 
 
 def _restore(ckpt: dict[str, Any], trainer: AdversarialStep, o: TrainOptions) -> Progress:
@@ -329,8 +349,15 @@ class Run:
     """The run directory and what happens at the end of an epoch or a stop."""
 
     def __init__(self, s: Setup, options: TrainOptions, log: Any) -> None:
-        self.s, self.o, self.log = s, s.o, log
+        self.s, self.o = s, s.o
+        self.main = s.world.main  # under torchrun, rank 0 alone writes and logs
+        self.log = log if self.main else (lambda *_: None)
         self.command = command_line(options)
+        self.monitor: Any = None
+        self.stats_file: Any = None
+        if not self.main:
+            self.dir = Path(str(broadcast_object(None, s.world)))
+            return
         if s.resume_dir is not None:
             self.dir = s.resume_dir
         else:
@@ -340,13 +367,14 @@ class Run:
                     {
                         **options_dict(self.o),
                         "resolved_device": str(s.device),
-                        "dataset_info": s.data.describe(),
+                        "world_size": s.world.size,
+                        "dataset_info": {**s.data.describe(), "mode": s.data.mode},
                     },
                     indent=2,
                 )
             )
+        broadcast_object(str(self.dir), s.world)
         self.stats_file = (self.dir / "stats.jsonl").open("a")
-        self.monitor: Any = None
         if self.o.metrics:
             from training.monitor import QualityMonitor
 
@@ -362,14 +390,18 @@ class Run:
             )
 
     def emit(self, record: dict[str, Any]) -> None:
-        self.stats_file.write(json.dumps(record) + "\n")
-        self.stats_file.flush()
+        if self.stats_file is not None:
+            self.stats_file.write(json.dumps(record) + "\n")
+            self.stats_file.flush()
 
     def close(self) -> None:
-        self.stats_file.close()
+        if self.stats_file is not None:
+            self.stats_file.close()
 
     def checkpoint(self, name: str) -> Path:
         s, p, o = self.s, self.s.progress, self.o
+        if not self.main:
+            return self.dir / name
         last = p.epoch_stats[-1] if p.epoch_stats else {}
         return save_checkpoint(
             self.dir / name,
@@ -389,6 +421,7 @@ class Run:
                     "images_per_second": last.get("images_per_second"),
                     "train_seconds": round(p.train_seconds, 1),
                     "cpu_seconds": round(p.cpu_seconds, 1),
+                    "world_size": s.world.size,
                     "device": torch.cuda.get_device_name(s.device)
                     if s.device.type == "cuda"
                     else "cpu",
@@ -436,6 +469,8 @@ class Run:
         }
         p.epoch_stats.append(rec)
         p.epoch_sums = [0.0, 0.0, 0.0, 0.0]
+        if not self.main:
+            return
         self.emit(rec)
         self.log(
             f"epoch {p.epoch}/{o.epochs}: D {d_mean:.4f}  G {g_mean:.4f}  "
@@ -457,7 +492,7 @@ class Run:
 
     def plot(self) -> None:
         p = self.s.progress
-        if p.epoch_stats:
+        if p.epoch_stats and self.main:
             title = f"{self.o.arch} on {self.o.dataset} ({self.o.loss} loss)"
             plot_progress(p.epoch_stats, p.metric_stats, self.dir / "losses.png", title)
 
@@ -468,19 +503,36 @@ def _lr_factor(o: TrainOptions, step: int, total_steps: int) -> float:
     return 1.0
 
 
-def _batch(s: Setup, idx: torch.Tensor) -> Batch:
-    real = s.data.images[idx]
+def _batch(s: Setup, idx: torch.Tensor, real: torch.Tensor) -> Batch:
     if s.data.labels is None or not get_arch(s.o.arch).conditional:
         return Batch(real, None, None)
-    fake_labels = torch.randint(0, s.data.num_classes, (len(idx),), device=s.device)
-    return Batch(real, s.data.labels[idx], fake_labels)
+    # drawn for the global batch and sliced, like the latents: N ranks ask for what one would
+    n = len(idx) * s.world.size
+    fake_labels = s.world.shard(torch.randint(0, s.data.num_classes, (n,), device=s.device))
+    return Batch(real, s.data.labels[idx.to(s.data.labels.device)], fake_labels)
+
+
+def _epoch_indices(s: Setup, epoch: int, start: int) -> list[torch.Tensor]:
+    """This rank's share of each global batch of ``epoch`` from batch ``start`` on.
+
+    The order depends on (seed, epoch) alone, so every rank, any number of
+    ranks, and a resumed run see the same global batches.
+    """
+    o = s.o
+    gen = torch.Generator(device="cpu").manual_seed(o.seed * 1_000_003 + epoch)
+    perm = torch.randperm(len(s.data), generator=gen)
+    n_batches = len(s.data) // o.batch_size
+    return [
+        s.world.shard(perm[i * o.batch_size : (i + 1) * o.batch_size])
+        for i in range(start, n_batches)
+    ]
 
 
 def train_epochs(s: Setup, run: Run, stop: StopRequested) -> str:
     """Steps until the last epoch, a deadline or a signal; returns why it stopped."""
     from tqdm import tqdm
 
-    o, p, trainer = s.o, s.progress, s.trainer
+    o, p, trainer, world = s.o, s.progress, s.trainer, s.world
     n_batches = len(s.data) // o.batch_size
     total_steps = n_batches * o.epochs
     deadline = time.monotonic() + o.max_minutes * 60 if o.max_minutes else math.inf
@@ -489,35 +541,38 @@ def train_epochs(s: Setup, run: Run, stop: StopRequested) -> str:
     metric_every = max(1, round(o.metrics_kimg * 1000 / o.batch_size))
     trainer.g.train()
     trainer.d.train()
-    perm_gen = torch.Generator(device="cpu")
     while p.epoch < o.epochs:
-        perm_gen.manual_seed(o.seed * 1_000_003 + p.epoch)
-        perm = torch.randperm(len(s.data), generator=perm_gen).to(s.device)
         t_epoch = time.perf_counter()
+        batches = s.data.batches(_epoch_indices(s, p.epoch, p.batch), s.device)
         bar = tqdm(
-            range(p.batch, n_batches),
+            batches,
+            total=n_batches - p.batch,
             desc=f"epoch {p.epoch + 1}/{o.epochs}",
-            disable=not o.progress,
+            disable=not (o.progress and run.main),
             file=sys.stderr,
             leave=False,
         )
-        for i in bar:
+        for idx, real in bar:
             t0, c0 = time.perf_counter(), time.process_time()
             if o.lr_schedule != "constant":
                 trainer.set_lr_factor(_lr_factor(o, p.step, total_steps))
-            idx = perm[i * o.batch_size : (i + 1) * o.batch_size]
-            d_loss, g_loss = trainer.step(_batch(s, idx), p.step)
+            d_loss, g_loss = trainer.step(_batch(s, idx, real), p.step)
             p.epoch_sums[0] += d_loss
             if g_loss is not None:
                 p.epoch_sums[1] += g_loss
                 p.epoch_sums[2] += 1
             p.step += 1
-            p.batch = i + 1
+            p.batch += 1
             p.train_seconds += time.perf_counter() - t0
-            p.cpu_seconds += time.process_time() - c0
+            now = time.monotonic()
+            # one small all-reduce: CPU time of all ranks, and a stop any rank asks for
+            cpu, signalled, late = world.agree(
+                time.process_time() - c0, stop.signal is not None, now >= deadline
+            )
+            p.cpu_seconds += cpu
             if p.step % o.log_every == 0:
                 g_mean = p.epoch_sums[1] / max(p.epoch_sums[2], 1)
-                ips = (i + 1) * o.batch_size / max(time.perf_counter() - t_epoch, 1e-9)
+                ips = p.batch * o.batch_size / max(time.perf_counter() - t_epoch, 1e-9)
                 run.emit(
                     {
                         "kind": "step",
@@ -531,12 +586,11 @@ def train_epochs(s: Setup, run: Run, stop: StopRequested) -> str:
                 bar.set_postfix(d=f"{d_loss:.3f}", g=f"{g_mean:.3f}")
             if run.monitor is not None and p.step % metric_every == 0:
                 run.measure()
-            now = time.monotonic()
-            if stop.signal is not None or now >= deadline:
+            if signalled or late:
                 p.epoch_sums[3] += time.perf_counter() - t_epoch
                 run.checkpoint(LATEST)
                 run.plot()
-                return "signal" if stop.signal is not None else "deadline"
+                return "signal" if signalled else "deadline"
             if now - last_checkpoint >= checkpoint_every_s and p.batch < n_batches:
                 p.epoch_sums[3] += time.perf_counter() - t_epoch
                 t_epoch = time.perf_counter()
@@ -558,21 +612,25 @@ def training_loop(options: TrainOptions, *, log: Any = print) -> Path:
     SIGTERM/SIGINT; ``--resume RUN_DIR`` then continues where it stopped.
     """
     s = setup(options)
-    run = Run(s, options, log)
-    o = s.o
-    where = f"from epoch {s.progress.epoch}, batch {s.progress.batch}" if options.resume else ""
-    log(
-        f"run {run.dir}: {o.arch} on {o.dataset} ({len(s.data)} images), "
-        f"{o.loss} loss, device {s.device} {where}".rstrip()
-    )
     try:
-        with StopRequested() as stop:
-            why = train_epochs(s, run, stop)
+        run = Run(s, options, log)
+        o = s.o
+        where = f"from epoch {s.progress.epoch}, batch {s.progress.batch}" if options.resume else ""
+        workers = f", {s.world.size} processes" if s.world.distributed else ""
+        run.log(
+            f"run {run.dir}: {o.arch} on {o.dataset} ({len(s.data)} images, {s.data.mode}), "
+            f"{o.loss} loss, device {s.device}{workers} {where}".rstrip()
+        )
+        try:
+            with StopRequested() as stop:
+                why = train_epochs(s, run, stop)
+        finally:
+            run.close()
     finally:
-        run.close()
+        stop_distributed()
     if why != "done":
         p = s.progress
-        log(
+        run.log(
             f"stopped ({'signal' if why == 'signal' else '--max-minutes'}) at epoch "
             f"{p.epoch + 1}, batch {p.batch}: {run.dir / LATEST}; continue with "
             f"--resume {run.dir}"

@@ -23,8 +23,10 @@ class TrainOptions:
     data_dir: str | None = None  # torchvision layout; None: $GANSERVE_DATA_DIR or ../shared/data
     download: bool = False  # let torchvision download the data set (needs a network)
     limit: int | None = None  # use only the first N training images
+    data_mode: str = "auto"  # memory | stream (decode a folder batch by batch) | auto
+    workers: int = 2  # DataLoader processes decoding a streamed folder
     epochs: int = 30
-    batch_size: int = 64
+    batch_size: int = 64  # the global batch: split evenly over torchrun's processes
     loss: str | None = None  # bce | mse | hinge | wgan-gp; None: the architecture's default (bce)
     optimizer: str | None = None  # adam | rmsprop; None: the loss's default
     lr: float = 2e-4
@@ -45,7 +47,8 @@ class TrainOptions:
     d_kwargs: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     sample_seed: int = 0  # the fixed latent batch of the sample grids
-    device: str = "auto"
+    device: str = "auto"  # under torchrun, auto is cuda:LOCAL_RANK on a GPU machine
+    dist_backend: str = "auto"  # torchrun's process group: gloo | nccl | auto (nccl on CUDA)
     threads: int | None = None  # torch CPU threads; None: torch's default
     out: str = "runs"
     sample_every: int = 1  # epochs
@@ -92,6 +95,10 @@ class TrainOptions:
         if not 0 <= o.ema < 1:
             raise ValueError("--ema must be in [0, 1)")
         parse_policy(o.augment)
+        if o.data_mode not in ("auto", "memory", "stream"):
+            raise ValueError(f"--data-mode must be auto, memory or stream, not {o.data_mode!r}")
+        if o.workers < 0:
+            raise ValueError("--workers must be >= 0")
         if o.metrics and o.metrics not in ("cfd", "fid"):
             raise ValueError(f"--metrics must be cfd or fid, not {o.metrics!r}")
         return o

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from training.augment import DiffAugment
+from training.distributed import World, wrap
 from training.losses import Loss, gradient_penalty
 from training.options import TrainOptions
 
@@ -66,8 +67,21 @@ class Batch:
 class AdversarialStep:
     """D and G updates for one loss; ``step(batch)`` returns (D loss, G loss or None)."""
 
-    def __init__(self, g: nn.Module, d: nn.Module, loss: Loss, o: TrainOptions) -> None:
+    def __init__(
+        self,
+        g: nn.Module,
+        d: nn.Module,
+        loss: Loss,
+        o: TrainOptions,
+        world: World | None = None,
+        device: torch.device | None = None,
+    ) -> None:
         self.g, self.d, self.loss, self.o = g, d, loss, o
+        self.world = world or World()
+        device = device or next(g.parameters()).device
+        # What the steps run: the nets in DDP under torchrun, the nets themselves otherwise.
+        self.g_run = wrap(g, self.world, device)
+        self.d_run = wrap(d, self.world, device)
         assert o.lr_g is not None and o.lr_d is not None and o.n_critic is not None
         self.opt_g = make_optimizer(g, o, o.lr_g)
         self.opt_d = make_optimizer(d, o, o.lr_d)
@@ -85,7 +99,7 @@ class AdversarialStep:
 
     def _score(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         x = self.augment(x) if self.augment else x
-        return self.d(x) if labels is None else self.d(x, labels)
+        return self.d_run(x) if labels is None else self.d_run(x, labels)
 
     def discriminator_step(self, batch: Batch, fake: torch.Tensor) -> float:
         o, cond = self.o, () if batch.real_labels is None else (batch.real_labels,)
@@ -94,11 +108,11 @@ class AdversarialStep:
         d_loss = self.loss.d_loss(real_scores, fake_scores)
         if self.loss.gradient_penalty:
             d_loss = d_loss + o.gp_lambda * gradient_penalty(
-                self.d, batch.real, fake.detach(), *cond
+                self.d_run, batch.real, fake.detach(), *cond
             )
         if o.r1_gamma > 0:
             real = self.augment(batch.real) if self.augment else batch.real
-            d_loss = d_loss + o.r1_gamma / 2 * r1_penalty(self.d, real, *cond)
+            d_loss = d_loss + o.r1_gamma / 2 * r1_penalty(self.d_run, real, *cond)
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         self.opt_d.step()
@@ -114,12 +128,25 @@ class AdversarialStep:
         return float(g_loss.item())
 
     def step(self, batch: Batch, step: int) -> tuple[float, float | None]:
-        """One D update, and a G update every ``n_critic`` steps (D first, as the reports do)."""
-        z = torch.randn(batch.real.shape[0], self.latent_dim, device=batch.real.device)
+        """One D update, and a G update every ``n_critic`` steps (D first, as the reports do).
+
+        The latents are drawn for the global batch and sliced per rank, so N
+        processes use the latents one process would; the losses returned are
+        the means over the ranks.
+        """
+        world = self.world
+        z = torch.randn(batch.real.shape[0] * world.size, self.latent_dim, device=batch.real.device)
+        z = world.shard(z)
         cond = () if batch.fake_labels is None else (batch.fake_labels,)
-        fake = self.g(z, *cond)
+        g_step = step % self.n_critic == 0
+        with torch.set_grad_enabled(g_step):  # no graph through G when only D learns
+            fake = self.g_run(z, *cond)
         d_loss = self.discriminator_step(batch, fake)
-        g_loss = self.generator_step(batch, fake) if step % self.n_critic == 0 else None
+        g_loss = self.generator_step(batch, fake) if g_step else None
+        if world.distributed:
+            d_loss, g_mean = world.agree(d_loss, g_loss or 0.0)
+            d_loss /= world.size
+            g_loss = g_mean / world.size if g_loss is not None else None
         return d_loss, g_loss
 
     def sampling_net(self) -> nn.Module:

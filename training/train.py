@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from typing import Any
 
@@ -56,6 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--download", action="store_true", help="let torchvision download the data set")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
+    p.add_argument(
+        "--data-mode",
+        default=d.data_mode,
+        choices=("auto", "memory", "stream"),
+        help="hold the images in memory as uint8, or decode an image folder batch by batch "
+        "(auto: stream folders over 2 GiB)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=d.workers, help="DataLoader processes of a streamed folder"
+    )
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument(
@@ -106,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-seed", type=int, default=d.sample_seed)
     p.add_argument("--device", default=d.device, help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--dist-backend",
+        default=d.dist_backend,
+        help="under torchrun: gloo, nccl, or auto (nccl on CUDA, gloo on CPU)",
+    )
     p.add_argument("--out", default=d.out, help="parent folder of the numbered run directories")
     p.add_argument(
         "--sample-every", type=int, default=d.sample_every, help="epochs between sample grids"
@@ -179,6 +195,9 @@ def options_from_args(args: argparse.Namespace, argv: list[str] | None = None) -
             resume=args.resume,
             progress=not args.no_progress,
             data_dir=args.data_dir or o.data_dir,
+            data_mode=args.data_mode if "--data-mode" in given else o.data_mode,
+            workers=args.workers if "--workers" in given else o.workers,
+            dist_backend=args.dist_backend,
         )
     fields = {f.name for f in dataclasses.fields(TrainOptions)}
     values = {k: v for k, v in vars(args).items() if k in fields}
@@ -212,12 +231,14 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = training_loop(options)
     except (DataError, CheckpointError, KeyError, ValueError, FloatingPointError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"error: {msg}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0
+            print(f"error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    print(f"done: {run_dir}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"done: {run_dir}")
     return 0
 
 
