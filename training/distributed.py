@@ -126,7 +126,7 @@ def wrap(net: nn.Module, world: World, device: torch.device) -> nn.Module:
     if device.type == "cuda":
         net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
+    return nn.parallel.DistributedDataParallel(net, device_ids=ids, forward_sync_buffers=False)
 
 
 def broadcast_object(obj: object, world: World) -> object:
