@@ -354,7 +354,7 @@ function createSliderControls(index) {
     render();
   });
   return el("div", { className: "slider" },
-    el("label", { htmlFor: dim.id, textContent: "dimension" }), dim,
+    el("label", { htmlFor: dim.id, textContent: "dimension", className: "dim-label" }), dim,
     rangeLabel, range, output, remove);
 }
 
@@ -402,16 +402,10 @@ async function draw(id) {
     const response = await api(request);
     const blob = await response.blob();
     if (seq !== view.seq) return;
+    // The old image stays on screen until the new one is decoded (an img's pending request).
     const url = URL.createObjectURL(blob);
-    const probe = new Image();
-    probe.src = url;
-    await probe.decode();
-    if (seq !== view.seq) {
-      URL.revokeObjectURL(url);
-      return;
-    }
-    applyPanel(view, panel, model);
     const old = view.img.src;
+    applyPanel(view, panel, model);
     view.img.src = url;
     await view.img.decode();
     if (old.startsWith("blob:")) URL.revokeObjectURL(old);
