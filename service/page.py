@@ -15,6 +15,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Mount
+from starlette.types import Receive, Scope, Send
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -35,6 +37,13 @@ PAGE_HEADERS = {
 class PageFiles(StaticFiles):
     """The page's static files, with the page's headers."""
 
+    route: Mount | None = None  # set once mounted: its path labels these requests' metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.route is not None:
+            scope.setdefault("route", self.route)
+        await super().__call__(scope, receive, send)
+
     def file_response(self, *args: Any, **kwargs: Any) -> Response:
         response = super().file_response(*args, **kwargs)
         response.headers.update(PAGE_HEADERS)
@@ -49,4 +58,6 @@ async def read_page() -> FileResponse:
 def add_page(app: FastAPI) -> None:
     """Serve the page at ``/`` and its files under ``/static/`` (neither is in the API schema)."""
     app.add_api_route("/", read_page, methods=["GET", "HEAD"], include_in_schema=False)
-    app.mount("/static", PageFiles(directory=STATIC_DIR), name="static")
+    files = PageFiles(directory=STATIC_DIR)
+    app.mount("/static", files, name="static")
+    files.route = next(r for r in app.routes if isinstance(r, Mount) and r.app is files)

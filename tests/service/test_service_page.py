@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from PIL import Image
+from service_testlib import metric_value
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "models"
@@ -209,6 +210,9 @@ def test_page_and_its_files_are_served(server: str) -> None:
     assert httpx.head(f"{server}/").status_code == 200
     assert httpx.get(f"{server}/static/nothing.js").status_code == 404
     assert "/" not in httpx.get(f"{server}/openapi.json").json()["paths"]
+    metrics = httpx.get(f"{server}/metrics").text
+    assert metric_value(metrics, "ganserve_requests_total", route="/static", status="200") >= 2
+    assert metric_value(metrics, "ganserve_requests_total", route="/static", status="404") == 1
 
 
 def test_page_is_public_when_the_api_needs_a_key(strict_server: str) -> None:
