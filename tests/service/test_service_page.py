@@ -225,7 +225,7 @@ def test_page_is_public_when_the_api_needs_a_key(strict_server: str) -> None:
 
 
 def test_page_loads_clean_and_shows_what_the_api_returns(
-    page: Any, server: str, shots: Path
+    page: Any, server: str, shots: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     page.goto(f"{server}/")
     requests = [wait_drawn(page, p) for p in ("base", "slider-0", "slider-1", "slider-2")]
@@ -249,7 +249,16 @@ def test_page_loads_clean_and_shows_what_the_api_returns(
     assert page.get_attribute("#download", "href") == page.get_attribute(img("slider-2"), "src")
     curl = page.inner_text("#curl")
     assert f"{server}/{requests[-1]}" in curl and "Authorization" not in curl
-    assert "client.perturb(" in page.inner_text("#sdk")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
+    page.click("#copy-curl")
+    assert page.evaluate("navigator.clipboard.readText()") == curl
+    # The SDK call, run as shown, saves the same bytes.
+    page.click("#copy-sdk")
+    sdk = page.evaluate("navigator.clipboard.readText()")
+    assert "client.perturb(" in sdk
+    monkeypatch.chdir(tmp_path)
+    exec(sdk, {})
+    assert (tmp_path / page.get_attribute("#download", "download")).read_bytes() == shown
     page.screenshot(path=shots / "page-sliders.png", full_page=True)
     assert page.problems == []
 
