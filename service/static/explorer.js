@@ -309,6 +309,7 @@ function createPanel(panel) {
   error.setAttribute("role", "alert");
   error.hidden = true;
   node.append(figure, error);
+  if (panel.caption) node.prepend(el("p", { className: "caption", textContent: panel.caption }));
   node.addEventListener("pointerdown", () => makeCurrent(panel.id));
   node.addEventListener("focusin", () => makeCurrent(panel.id));
   const view = { node, figure, frame, img, error, seq: 0, inflight: null, dirty: false, t0: null };
@@ -690,6 +691,7 @@ function render() {
     if (container.children[i] !== view.node) container.insertBefore(view.node, container.children[i] ?? null);
   });
   container.style.setProperty("--row-labels", `${labelWidth(panels)}ch`);
+  container.dataset.view = state.view;
   if (!views.has(currentId)) currentId = null;
   makeCurrent(currentId ?? panels[panels.length - 1]?.id ?? null);
   for (const view of views.values()) view.node.classList.toggle("current", view.node.dataset.panel === currentId);

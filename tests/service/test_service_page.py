@@ -34,15 +34,13 @@ SHIPPED = REPO / "models"
 KEY = "page-test-key"
 # The shipped models the tests use (fewer models: a faster start).
 MODELS = ("dcgan-fashion", "dcgan-mnist", "cgan-fashion")
-
-
-def chromium_path() -> str | None:
-    """$GANSERVE_CHROMIUM, else Debian's chromium (or chromium-browser) on PATH."""
-    return (
-        os.environ.get("GANSERVE_CHROMIUM")
-        or shutil.which("chromium")
-        or shutil.which("chromium-browser")
-    )
+# Read at import: a session fixture clears GANSERVE_* before the tests run.
+CHROMIUM = (
+    os.environ.get("GANSERVE_CHROMIUM")
+    or shutil.which("chromium")
+    or shutil.which("chromium-browser")
+)
+SHOTS = os.environ.get("GANSERVE_PAGE_SHOTS")
 
 
 def free_port() -> int:
@@ -116,7 +114,7 @@ def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    executable = chromium_path()
+    executable = CHROMIUM
     if executable is None:
         pytest.skip(
             "no Chromium installed (apt-get install chromium, or set GANSERVE_CHROMIUM): "
@@ -145,8 +143,7 @@ def page(browser: Any) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = os.environ.get("GANSERVE_PAGE_SHOTS")
-    path = Path(folder) if folder else tmp_path_factory.mktemp("page-shots")
+    path = Path(SHOTS).resolve() if SHOTS else tmp_path_factory.mktemp("page-shots")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -416,12 +413,16 @@ def test_phone_width(browser: Any, server: str, shots: Path) -> None:
     )
     try:
         page = context.new_page()
-        page.goto(f"{server}/?model=dcgan-fashion&view=experiment&seed=0")
-        wait_drawn(page, "experiment")
+        page.goto(f"{server}/?model=dcgan-fashion&view=sliders&seed=0")
+        for panel in ("base", "slider-0", "slider-1", "slider-2"):
+            wait_drawn(page, panel)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"the page is {width}px wide on a 390px screen"
-        box = page.locator(img("experiment")).bounding_box()
-        assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+        for selector in (img("slider-2"), "#slider-2-value", "[data-panel='slider-2'] .remove"):
+            box = page.locator(selector).bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390, selector
+        page.evaluate("document.querySelector('[data-panel=base]').scrollIntoView()")
+        page.evaluate("window.scrollBy(0, -40)")
         page.screenshot(path=shots / "page-phone.png")
     finally:
         context.close()
