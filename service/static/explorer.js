@@ -207,7 +207,7 @@ function panelsFor(model) {
       id: "grid", path: "generate", rows, columns,
       params: [...common, ["n", s.n], ["columns", s.columns], ["scale", s.scale]],
       rowLabels: Array.from({ length: rows }, (_, r) => `#${r * columns}`),
-      columnLabels: Array.from({ length: columns }, (_, c) => String(c)),
+      columnLabels: Array.from({ length: columns }, (_, c) => `+${c}`), corner: "image",
       alt: `${s.n} images from ${model.name}, seed ${s.seed}, ${rows} rows of ${columns}`,
       sdk: ["generate", { model: model.name, n: s.n, seed: s.seed, columns: s.columns, scale: s.scale }],
     }];
@@ -297,8 +297,7 @@ function createPanel(panel) {
   node.dataset.panel = panel.id;
   const img = el("img", { decoding: "async" });
   img.hidden = true;
-  const frame = el("div", { className: "frame" },
-    el("div", { className: "placeholder" }), img);
+  const frame = el("div", { className: "frame" }, img);
   const figure = el("figure", { className: "grid" },
     el("div", { className: "corner" }),
     el("div", { className: "column-labels" }),
@@ -384,7 +383,7 @@ function applyPanel(view, panel, model) {
   const columnLabels = panel.columnLabels && panel.columns <= MAX_COLUMN_LABELS ? panel.columnLabels : [];
   labelsInto(columnBox, columnLabels, columnsAt, "left");
   columnBox.hidden = !columnLabels.length;
-  view.figure.querySelector(".corner").textContent = columnLabels.length ? "sample" : "";
+  view.figure.querySelector(".corner").textContent = columnLabels.length ? panel.corner ?? "sample" : "";
 }
 
 async function draw(id) {
@@ -647,7 +646,10 @@ async function loadModels() {
 }
 
 function clearPanels() {
-  for (const view of views.values()) view.node.remove();
+  for (const view of views.values()) {
+    if (view.img.src.startsWith("blob:")) URL.revokeObjectURL(view.img.src);
+    view.node.remove();
+  }
   views.clear();
   panels = [];
   currentId = null;
@@ -676,6 +678,7 @@ function render() {
   const keep = new Set(panels.map((p) => p.id));
   for (const [id, view] of views) {
     if (!keep.has(id) || (id.startsWith("slider-") && view.sliderCount !== state.sliders.length)) {
+      if (view.img.src.startsWith("blob:")) URL.revokeObjectURL(view.img.src);
       view.node.remove();
       views.delete(id);
     }
