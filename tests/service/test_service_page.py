@@ -358,9 +358,20 @@ def test_a_refused_request_is_a_message_not_a_broken_image(page: Any, server: st
     assert error.get_attribute("role") == "alert"
     assert page.locator(img("grid")).is_hidden()
     assert page.locator("#actions").is_hidden()
-    page.goto(f"{server}/?model=no-such-model")
+    page.goto(f"{server}/?model=no-such-model&sliders=9:0")
     assert "not served here" in page.locator("#message").inner_text()
-    wait_drawn(page, "base")
+    wait_drawn(page, "slider-0", "model=dcgan-fashion", "values=0&")
+    # No connection: a message; back online, the next move draws again.
+    page.context.set_offline(True)
+    page.press("#slider-0-value", "ArrowRight")
+    error = page.locator("[data-panel='slider-0'] .panel-error")
+    error.wait_for()
+    assert error.inner_text().startswith("Could not reach the service")
+    assert page.locator(img("slider-0")).is_hidden()
+    page.context.set_offline(False)
+    page.press("#slider-0-value", "ArrowRight")
+    wait_drawn(page, "slider-0", "values=0.2&")
+    assert error.is_hidden()
 
 
 def test_api_key_entered_in_the_page(page: Any, strict_server: str) -> None:
