@@ -246,6 +246,7 @@ def test_page_loads_clean_and_shows_what_the_api_returns(
     assert page.get_attribute("#download", "href") == page.get_attribute(img("slider-2"), "src")
     curl = page.inner_text("#curl")
     assert f"{server}/{requests[-1]}" in curl and "Authorization" not in curl
+    page.screenshot(path=shots / "page-sliders.png", full_page=True)
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
     page.click("#copy-curl")
     assert page.evaluate("navigator.clipboard.readText()") == curl
@@ -256,7 +257,6 @@ def test_page_loads_clean_and_shows_what_the_api_returns(
     monkeypatch.chdir(tmp_path)
     exec(sdk, {})
     assert (tmp_path / page.get_attribute("#download", "download")).read_bytes() == shown
-    page.screenshot(path=shots / "page-sliders.png", full_page=True)
     assert page.problems == []
 
 
