@@ -25,6 +25,7 @@ from service.batcher import Batcher
 from service.config import Settings
 from service.imaging import ImageService
 from service.metrics import Metrics, MetricsMiddleware
+from service.page import add_page
 from service.registry import load_registry
 from service.routes import health, images, models
 
@@ -176,6 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(images.router)
     app.include_router(models.router)
     app.include_router(health.router)
+    add_page(app)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, internal_error)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
