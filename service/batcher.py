@@ -21,6 +21,7 @@ import logging
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -91,8 +92,8 @@ class Batcher:
         self._wakeup = asyncio.Event()
         self._task = asyncio.create_task(self._work(), name=f"batcher-{self.model.name}")
 
-    async def stop(self) -> None:
-        """Stop the worker and fail every request still waiting."""
+    async def stop(self, reason: str = "the service is shutting down") -> None:
+        """Stop the worker and fail every request still waiting (BatcherStopped(reason))."""
         self._stopped = True
         if self._task is not None:
             self._task.cancel()
@@ -107,9 +108,38 @@ class Batcher:
         while self._jobs:
             job = self._jobs.popleft()
             if not job.future.done():
-                job.future.set_exception(BatcherStopped("the service is shutting down"))
+                job.future.set_exception(BatcherStopped(reason))
         self._pending_rows = 0
         self.metrics.queue_depth.labels(self.model.name).set(0)
+
+    async def drain(self, timeout: float) -> None:
+        """Finish the requests already queued or running, then stop (a replaced model's end).
+
+        The batcher keeps working meanwhile; new requests go to whatever batcher
+        serves the model now. Requests still unfinished after ``timeout`` seconds fail
+        with BatcherStopped, as at shutdown.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            # Jobs whose callers gave up are done already: they hold nothing back.
+            pending: list[asyncio.Future[Any]] = [
+                j.future for j in self._jobs if not j.future.done()
+            ]
+            pending.extend(self._running)
+            left = deadline - loop.time()
+            if not pending:
+                break
+            if left <= 0:
+                logger.error(
+                    "model %s: %d requests still unfinished after %gs of draining",
+                    self.model.name,
+                    len(pending),
+                    timeout,
+                )
+                break
+            await asyncio.wait(pending, timeout=left)
+        await self.stop(f"model {self.model.name} was replaced or removed; retry")
 
     @property
     def queued(self) -> int:
