@@ -80,7 +80,7 @@ def _describe(exc: ValidationError) -> str:
 def decode_request(body: bytes, header_length: str | None) -> DecodedRequest:
     """Parse an inference request body; header_length is Inference-Header-Content-Length."""
     rest = memoryview(b"")
-    head: bytes | memoryview = body
+    head = body
     if header_length is not None:
         try:
             length = int(header_length)
@@ -93,8 +93,7 @@ def decode_request(body: bytes, header_length: str | None) -> DecodedRequest:
                 f"Inference-Header-Content-Length is {length}, "
                 f"but the request body has {len(body)} bytes"
             )
-        view = memoryview(body)
-        head, rest = view[:length], view[length:]
+        head, rest = body[:length], memoryview(body)[length:]
     try:
         request = InferenceRequest.model_validate_json(head)
     except ValidationError as exc:

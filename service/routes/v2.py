@@ -91,7 +91,12 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         415: "A Content-Encoding other than gzip or deflate.",
         503: "Not ready, the model was refused (the reason), or its queue is full.",
     }
-    return {code: {"model": ProtocolErrorResponse, "description": why[code]} for code in codes}
+    responses: dict[int | str, dict[str, Any]] = {
+        code: {"model": ProtocolErrorResponse, "description": why[code]} for code in codes
+    }
+    # Every client error of these routes has the protocol's shape (none is FastAPI's 422).
+    responses["4XX"] = {"model": ProtocolErrorResponse, "description": "Another client error."}
+    return responses
 
 
 router = APIRouter(prefix=PREFIX, tags=["open inference protocol"], route_class=ProtocolRoute)
