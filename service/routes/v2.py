@@ -100,7 +100,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 router = APIRouter(prefix=PREFIX, tags=["open inference protocol"], route_class=ProtocolRoute)
-models = APIRouter(route_class=ProtocolRoute, dependencies=[Depends(require_api_key)])
+KEY = [Depends(require_api_key)]  # the model routes need the API key (when one is set)
 
 
 @router.get("")
@@ -128,14 +128,15 @@ async def read_server_ready(request: Request) -> Response:
     return Response()
 
 
-@models.get("/models/{name}", responses=_errors(401, 404, 503))
+@router.get("/models/{name}", dependencies=KEY, responses=_errors(401, 404, 503))
 async def read_model_metadata(name: str, registry: RegistryDep) -> ModelMetadata:
     """Model metadata: inputs z FP32 [-1, latent_dim] (and label INT64 [-1]), output image."""
     return model_metadata(registry.get(name))
 
 
-@models.get(
+@router.get(
     "/models/{name}/ready",
+    dependencies=KEY,
     response_class=Response,
     responses={200: {"description": "Ready."}, **_errors(401, 404, 503)},
 )
@@ -181,8 +182,9 @@ INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@models.post(
+@router.post(
     "/models/{name}/infer",
+    dependencies=KEY,
     response_class=Response,
     responses=INFER_RESPONSES,
     openapi_extra=INFER_DOC,
@@ -255,12 +257,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return body
 
 
-router.include_router(models)  # before the catch-all below
-
-
 @router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE"], include_in_schema=False)
 async def unknown_endpoint(path: str, request: Request) -> Response:
-    """404 in the protocol's shape for every other /v2 path."""
+    """404 in the protocol's shape for every other /v2 path (this route comes last)."""
     hint = ""
     if "/versions/" in f"/{path}":
         hint = "; models have one version here: leave /versions/<version> out of the path"
