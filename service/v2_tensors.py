@@ -28,7 +28,7 @@ PLATFORM = "onnxruntime_onnx"  # Triton's name for models run by ONNX Runtime
 EXTENSIONS = ["binary_tensor_data"]
 OUTPUT = "image"
 # The datatypes of the contract, as little-endian NumPy types (the binary extension's order).
-NUMPY_TYPES = {"FP32": np.dtype("<f4"), "INT64": np.dtype("<i8"), "UINT8": np.dtype("u1")}
+NUMPY_TYPES: dict[str, np.dtype] = {"FP32": np.dtype("<f4"), "INT64": np.dtype("<i8")}
 # Which JSON values each datatype takes: NumPy's kinds of the array JSON data makes.
 JSON_KINDS = {"FP32": ("iuf", "numbers"), "INT64": ("iu", "integers")}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, status
@@ -50,7 +50,9 @@ HEADER_LENGTH = "Inference-Header-Content-Length"
 INLINE_DECODE_BYTES = 65536
 
 
-def protocol_error(status_code: int, message: str, headers: dict[str, str] | None = None):
+def protocol_error(
+    status_code: int, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     """An error response in the protocol's shape."""
     return JSONResponse({"error": message}, status_code, headers=headers)
 
