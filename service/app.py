@@ -48,7 +48,9 @@ class BodyLimitMiddleware:
     body under a limit of their own.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, own_limit_prefixes: tuple[str, ...] = ()):
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, own_limit_prefixes: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.own_limit_prefixes = own_limit_prefixes
