@@ -86,6 +86,7 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._stopped = False
+        self._draining = False  # no more requests will come: run what is queued at once
 
     def start(self) -> None:
         """Start the worker task on the running event loop."""
@@ -115,10 +116,13 @@ class Batcher:
     async def drain(self, timeout: float) -> None:
         """Finish the requests already queued or running, then stop (a replaced model's end).
 
-        The batcher keeps working meanwhile; new requests go to whatever batcher
-        serves the model now. Requests still unfinished after ``timeout`` seconds fail
-        with BatcherStopped, as at shutdown.
+        The batcher keeps working meanwhile, without waiting for more requests (new
+        ones go to whatever batcher serves the model now). Requests still unfinished
+        after ``timeout`` seconds fail with BatcherStopped, as at shutdown.
         """
+        self._draining = True
+        if self._wakeup is not None:
+            self._wakeup.set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -171,7 +175,7 @@ class Batcher:
             self._wakeup.clear()
             await self._wakeup.wait()
         deadline = self._jobs[0].enqueued + self.max_wait_s
-        while self._pending_rows < self.max_batch:
+        while self._pending_rows < self.max_batch and not self._draining:
             timeout = deadline - loop.time()
             if timeout <= 0:
                 return

@@ -17,8 +17,10 @@ import os
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import numpy as np
@@ -30,6 +32,7 @@ from ganserve.latent import make_latents
 from service.app import create_app
 from service.batcher import Batcher, BatcherStopped
 from service.config import Settings
+from service.lifecycle import ModelLifecycle, new_batcher
 from service.metrics import Metrics
 from service.registry import load_registry
 
@@ -201,6 +204,45 @@ def test_drain_finishes_what_the_batcher_holds_then_stops(tmp_path: Path) -> Non
     asyncio.run(scenario())
 
 
+def test_a_swap_lets_the_queued_requests_finish_on_the_old_session(tmp_path: Path) -> None:
+    """Requests queued in the old batcher when the new version takes over get the old images;
+    the next request gets the new ones."""
+    root = tmp_path / "models"
+    install(root, "m")
+    # A batch waits up to 10 s for more requests: the first 8 are surely queued at the swap.
+    settings = Settings(models_dir=root, max_wait_ms=10_000, max_batch=64, warmup=False)
+    registry = load_registry(settings)
+    old = registry.models["m"]
+    z = make_latents(9, 64, old.latent_dim)
+
+    async def scenario() -> None:
+        metrics = Metrics()
+        executor = ThreadPoolExecutor(2)
+        batchers = {"m": new_batcher(old, settings, executor, metrics)}
+        batchers["m"].start()
+        state = SimpleNamespace(
+            settings=settings, registry=registry, batchers=batchers, metrics=metrics, ready=True
+        )
+        lifecycle = ModelLifecycle(state, executor)
+        queued = [asyncio.create_task(batchers["m"].generate(z[i : i + 1])) for i in range(8)]
+        await asyncio.sleep(0)
+        assert batchers["m"].queued == 8
+        await asyncio.to_thread(replace_files, root / "m", NEW)
+        assert (await lifecycle.reload()).replaced == ["m"]
+        new = registry.models["m"]
+        assert new is not old and batchers["m"].model is new
+        after = await batchers["m"].generate(z)  # a full batch: runs at once
+        before = np.concatenate(await asyncio.gather(*queued))
+        assert np.array_equal(before, old.run(z[:8]))
+        assert np.array_equal(after, new.run(z))
+        assert not np.array_equal(after[:8], before)
+        await lifecycle.close()
+        await batchers["m"].stop()
+        executor.shutdown()
+
+    asyncio.run(scenario())
+
+
 # -- a real server under load ------------------------------------------------------------
 
 
@@ -290,7 +332,12 @@ def polled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     port = free_port()
     proc = start_server(
         ["-m", "service", "--port", str(port), "--models-dir", str(root)],
-        {"GANSERVE_LOG_LEVEL": "warning", "GANSERVE_MODEL_POLL_SECONDS": "0.2"},
+        # Each batch waits up to 50 ms for more requests, so a swap finds requests queued.
+        {
+            "GANSERVE_LOG_LEVEL": "warning",
+            "GANSERVE_MODEL_POLL_SECONDS": "0.2",
+            "GANSERVE_MAX_WAIT_MS": "50",
+        },
     )
     url = f"http://127.0.0.1:{port}"
     try:

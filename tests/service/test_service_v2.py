@@ -18,17 +18,16 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
+import tritonclient.http as httpclient
 from fastapi.testclient import TestClient
 from service_testlib import metric_value
 from test_service_e2e import free_port, start_server, stop, wait_ready
+from tritonclient.utils import InferenceServerException
 
 from ganserve.latent import make_latents
 from service.app import create_app
 from service.config import Settings
 from service.registry import session_options
-
-httpclient = pytest.importorskip("tritonclient.http")
-InferenceServerException = pytest.importorskip("tritonclient.utils").InferenceServerException
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models"
 UNCONDITIONAL = "dcgan-fashion"
@@ -341,7 +340,7 @@ def infer(client: TestClient, name: str, body: bytes | dict, **headers: str) -> 
     return client.post(path, content=body, headers=headers)
 
 
-def z_input(z: np.ndarray, **extra) -> dict:
+def z_input(z: np.ndarray) -> dict:
     return {"name": "z", "shape": list(z.shape), "datatype": "FP32", "data": z.ravel().tolist()}
 
 
