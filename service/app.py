@@ -21,13 +21,13 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ganserve import __version__
-from service.batcher import Batcher
 from service.config import Settings
 from service.imaging import ImageService
+from service.lifecycle import ModelLifecycle, new_batcher
 from service.metrics import Metrics, MetricsMiddleware
 from service.page import add_page
-from service.registry import load_registry
-from service.routes import health, images, models
+from service.registry import ModelRefused, load_registry
+from service.routes import admin, health, images, models, v2
 
 logger = logging.getLogger("service")
 
@@ -43,14 +43,21 @@ request gives the same bytes, and image i of a grid does not depend on n.
 
 
 class BodyLimitMiddleware:
-    """Answers 413 to request bodies over ``max_bytes`` (declared or streamed)."""
+    """Answers 413 to request bodies over ``max_bytes`` (declared or streamed).
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    Paths starting with one of ``own_limit_prefixes`` pass: their routes read the
+    body under a limit of their own.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, own_limit_prefixes: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.own_limit_prefixes = own_limit_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(self.own_limit_prefixes):
             await self.app(scope, receive, send)
             return
         detail = f"the request body is larger than {self.max_bytes} bytes"
@@ -91,6 +98,12 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
+async def model_refused(request: Request, exc: Exception) -> JSONResponse:
+    """503 for a model that is in the models directory but refused, with the reason."""
+    assert isinstance(exc, ModelRefused)
+    return JSONResponse({"detail": exc.message}, status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     """500 with a plain message: no traceback reaches the client (the log has it)."""
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -106,18 +119,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     registry = await anyio.to_thread.run_sync(load_registry, settings)
     runs = len(registry.models) * settings.max_concurrent_runs
     executor = ThreadPoolExecutor(
-        max_workers=max(1, min(runs, 8)), thread_name_prefix="ganserve-infer"
+        max_workers=min(max(runs, settings.max_concurrent_runs), 8),
+        thread_name_prefix="ganserve-infer",
     )
     batchers = {
-        name: Batcher(
-            model,
-            max_batch=settings.max_batch,
-            max_wait_s=settings.max_wait_ms / 1000,
-            max_queue=settings.max_queue,
-            executor=executor,
-            metrics=metrics,
-            max_runs=settings.max_concurrent_runs,
-        )
+        name: new_batcher(model, settings, executor, metrics)
         for name, model in registry.models.items()
     }
     for name, batcher in batchers.items():
@@ -126,6 +132,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.registry = registry
     state.batchers = batchers
     state.images = ImageService(settings, registry, batchers, metrics)
+    state.lifecycle = ModelLifecycle(state, executor)  # reloads mutate registry and batchers
     state.ready = bool(registry.models)
     if not state.ready:
         state.not_ready_reason = f"no model could be loaded from {settings.models_dir}"
@@ -136,12 +143,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry.default_model,
         registry.default_conditional_model,
     )
+    state.lifecycle.start()
     try:
         yield
     finally:
         state.ready = False
         state.not_ready_reason = "the service is shutting down"
         metrics.ready.set(0)
+        await state.lifecycle.close()
         for batcher in batchers.values():
             await batcher.stop()
         executor.shutdown(wait=False, cancel_futures=True)
@@ -172,15 +181,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = None
     app.state.batchers = {}
     app.state.images = None
+    app.state.lifecycle = None
     app.state.ready = False
     app.state.not_ready_reason = "the models are still loading"
     app.include_router(images.router)
     app.include_router(models.router)
     app.include_router(health.router)
+    app.include_router(v2.router)
+    app.include_router(admin.router)
     add_page(app)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ModelRefused, model_refused)
     app.add_exception_handler(Exception, internal_error)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, own_limit_prefixes=(v2.PREFIX,)
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

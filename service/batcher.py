@@ -21,6 +21,7 @@ import logging
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -85,14 +86,15 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._stopped = False
+        self._draining = False  # no more requests will come: run what is queued at once
 
     def start(self) -> None:
         """Start the worker task on the running event loop."""
         self._wakeup = asyncio.Event()
         self._task = asyncio.create_task(self._work(), name=f"batcher-{self.model.name}")
 
-    async def stop(self) -> None:
-        """Stop the worker and fail every request still waiting."""
+    async def stop(self, reason: str = "the service is shutting down") -> None:
+        """Stop the worker and fail every request still waiting (BatcherStopped(reason))."""
         self._stopped = True
         if self._task is not None:
             self._task.cancel()
@@ -107,9 +109,41 @@ class Batcher:
         while self._jobs:
             job = self._jobs.popleft()
             if not job.future.done():
-                job.future.set_exception(BatcherStopped("the service is shutting down"))
+                job.future.set_exception(BatcherStopped(reason))
         self._pending_rows = 0
         self.metrics.queue_depth.labels(self.model.name).set(0)
+
+    async def drain(self, timeout: float) -> None:
+        """Finish the requests already queued or running, then stop (a replaced model's end).
+
+        The batcher keeps working meanwhile, without waiting for more requests (new
+        ones go to whatever batcher serves the model now). Requests still unfinished
+        after ``timeout`` seconds fail with BatcherStopped, as at shutdown.
+        """
+        self._draining = True
+        if self._wakeup is not None:
+            self._wakeup.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            # Jobs whose callers gave up are done already: they hold nothing back.
+            pending: list[asyncio.Future[Any]] = [
+                j.future for j in self._jobs if not j.future.done()
+            ]
+            pending.extend(self._running)
+            left = deadline - loop.time()
+            if not pending:
+                break
+            if left <= 0:
+                logger.error(
+                    "model %s: %d requests still unfinished after %gs of draining",
+                    self.model.name,
+                    len(pending),
+                    timeout,
+                )
+                break
+            await asyncio.wait(pending, timeout=left)
+        await self.stop(f"model {self.model.name} was replaced or removed; retry")
 
     @property
     def queued(self) -> int:
@@ -141,7 +175,7 @@ class Batcher:
             self._wakeup.clear()
             await self._wakeup.wait()
         deadline = self._jobs[0].enqueued + self.max_wait_s
-        while self._pending_rows < self.max_batch:
+        while self._pending_rows < self.max_batch and not self._draining:
             timeout = deadline - loop.time()
             if timeout <= 0:
                 return

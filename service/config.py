@@ -12,7 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Everything the service can be told; each field is also ``GANSERVE_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="GANSERVE_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="GANSERVE_", extra="ignore", protected_namespaces=()
+    )
 
     # Models
     models_dir: Path = Path("models")  # one <name>/model.onnx + <name>/card.json per model
@@ -21,6 +23,8 @@ class Settings(BaseSettings):
     default_model: str | None = None
     default_conditional_model: str | None = None
     default_dataset: str = "fashion-mnist"  # FIDs only compare within one data set
+    # Seconds between re-scans of models_dir (new, replaced and removed models); 0: off.
+    model_poll_seconds: float = Field(default=0.0, ge=0)
 
     # Server
     host: str = "127.0.0.1"
@@ -39,6 +43,8 @@ class Settings(BaseSettings):
     max_padding: int = Field(default=16, ge=0)
     max_abs_value: float = Field(default=10.0, gt=0)  # bound on /perturb values
     max_body_bytes: int = Field(default=65536, ge=1)  # larger request bodies get 413
+    # The same for /v2/models/{name}/infer, whose tensors (JSON or binary) are larger.
+    max_infer_body_bytes: int = Field(default=8 * 2**20, ge=1)
 
     # Batching
     max_batch: int = Field(default=64, ge=1)  # most latents in one session run

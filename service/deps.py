@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.config import Settings
 from service.imaging import ImageService
+from service.lifecycle import ModelLifecycle
 from service.metrics import Metrics
 from service.registry import Registry
 
@@ -50,10 +51,19 @@ async def get_image_service(request: Request) -> ImageService:
     return service
 
 
+async def get_lifecycle(request: Request) -> ModelLifecycle:
+    """What reloads the models directory; 503 while the models are still loading."""
+    lifecycle = request.app.state.lifecycle
+    if lifecycle is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the models are still loading")
+    return lifecycle
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 ImageServiceDep = Annotated[ImageService, Depends(get_image_service)]
+LifecycleDep = Annotated[ModelLifecycle, Depends(get_lifecycle)]
 
 
 async def require_api_key(

@@ -3,7 +3,9 @@
 A model is served only when its card parses, the sha256 of ``model.onnx`` matches
 the card, the graph's inputs and outputs follow the model contract, and a warm-up
 run returns uint8 images of the card's shape. Any other model is refused with one
-log line naming the reason; the others still serve.
+log line naming the reason; the others still serve, and a request naming a refused
+model is answered with that reason (``ModelRefused``). A folder with neither
+``card.json`` nor ``model.onnx``, or a hidden one, is skipped with one log line.
 """
 
 from __future__ import annotations
@@ -51,6 +53,63 @@ class ModelNotFound(LookupError):
         self.available = available
 
 
+class ModelRefused(Exception):
+    """The requested model is in the models directory but was refused; the message says why."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        self.message = f"model {name!r} is not being served: {reason}"
+        super().__init__(self.message)
+
+
+# What a model directory's files were when they were read: (inode, size, mtime in ns)
+# of card.json and of model.onnx, None for a missing file. A new fingerprint means
+# new files (a copy in progress changes it again, so it is read again).
+FileStamp = tuple[int, int, int] | None
+Fingerprint = tuple[FileStamp, FileStamp]
+
+
+def fingerprint(model_dir: Path) -> Fingerprint:
+    """The stamps of a model directory's card.json and model.onnx."""
+
+    def stamp(path: Path) -> FileStamp:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    return stamp(model_dir / "card.json"), stamp(model_dir / "model.onnx")
+
+
+def scan_models_dir(root: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """The model directories under ``root`` by name, and the skipped folders with the reason.
+
+    A model directory is a folder holding card.json or model.onnx (a half-made one is
+    a model that will be refused with the reason). Hidden folders (a new version being
+    staged, say) and folders with neither file are skipped; plain files are ignored.
+    """
+    models: dict[str, Path] = {}
+    skipped: dict[str, str] = {}
+    for path in sorted(root.iterdir()):
+        if not path.is_dir():
+            continue
+        if path.name.startswith("."):
+            skipped[path.name] = "a hidden folder"
+        elif (path / "card.json").exists() or (path / "model.onnx").exists():
+            models[path.name] = path
+        else:
+            skipped[path.name] = "neither card.json nor model.onnx in it"
+    return models, skipped
+
+
+def log_skipped(root: Path, name: str, reason: str) -> None:
+    """One log line for a skipped folder: a warning, unless it is hidden on purpose."""
+    log = logger.info if name.startswith(".") else logger.warning
+    log("skipped %s: %s", root / name, reason)
+
+
 @dataclass
 class LoadedModel:
     """One servable generator: its card, its ORT session and the facts routes need."""
@@ -93,6 +152,9 @@ class Registry:
     refused: dict[str, str] = field(default_factory=dict)
     default_model: str | None = None
     default_conditional_model: str | None = None
+    # The files each served or refused model was read from, and the folders skipped.
+    sources: dict[str, Fingerprint] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def get(self, name: str | None, *, conditional: bool = False) -> LoadedModel:
         """The model called ``name``, or the default (conditional) one when name is None."""
@@ -104,6 +166,8 @@ class Registry:
                 served = ", ".join(available) or "none"
                 raise ModelNotFound(f"no {kind} is being served; models: {served}", available)
         model = self.models.get(name)
+        if model is None and name in self.refused:
+            raise ModelRefused(name, self.refused[name])
         if model is None:
             served = ", ".join(available) or "none"
             raise ModelNotFound(f"unknown model {name!r}; available models: {served}", available)
@@ -263,6 +327,25 @@ def load_model(model_dir: Path, settings: Settings) -> LoadedModel:
     return model
 
 
+def try_load_model(model_dir: Path, settings: Settings) -> LoadedModel | str:
+    """``load_model``, logged: the model, or the reason it was refused."""
+    try:
+        model = load_model(model_dir, settings)
+    except Exception as exc:  # any failure refuses this model only
+        reason = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
+        logger.error("refused model %s: %s", model_dir.name, reason)
+        return reason
+    logger.info(
+        "loaded model %s (%s, latent_dim %d, image %s) on %s",
+        model.name,
+        "conditional" if model.conditional else "unconditional",
+        model.latent_dim,
+        "x".join(map(str, model.image_shape)),
+        model.provider,
+    )
+    return model
+
+
 def warm_up(model: LoadedModel, max_batch: int) -> None:
     """Run one latent and one full batch, checking the output against the card."""
     for n in sorted({1, max_batch}):
@@ -319,25 +402,16 @@ def load_registry(settings: Settings) -> Registry:
     if not root.is_dir():
         logger.error("models directory %s does not exist; no models to serve", root)
         return registry
-    for model_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        if not (model_dir / "card.json").exists() and not (model_dir / "model.onnx").exists():
-            continue
-        try:
-            model = load_model(model_dir, settings)
-        except Exception as exc:  # any failure refuses this model only
-            reason = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
-            registry.refused[model_dir.name] = reason
-            logger.error("refused model %s: %s", model_dir.name, reason)
-            continue
-        registry.models[model.name] = model
-        logger.info(
-            "loaded model %s (%s, latent_dim %d, image %s) on %s",
-            model.name,
-            "conditional" if model.conditional else "unconditional",
-            model.latent_dim,
-            "x".join(map(str, model.image_shape)),
-            model.provider,
-        )
+    model_dirs, registry.skipped = scan_models_dir(root)
+    for name, reason in registry.skipped.items():
+        log_skipped(root, name, reason)
+    for name, model_dir in model_dirs.items():
+        registry.sources[name] = fingerprint(model_dir)
+        result = try_load_model(model_dir, settings)
+        if isinstance(result, str):
+            registry.refused[name] = result
+        else:
+            registry.models[name] = result
     choose_defaults(registry, settings)
     if not registry.models:
         logger.error("no model under %s can be served", root)

@@ -184,11 +184,15 @@ class ModelInfo(BaseModel):
 
 
 class ModelsResponse(BaseModel):
-    """Every served model, and the defaults."""
+    """Every served model, the defaults, and the models refused with the reason."""
 
     default_model: str | None
     default_conditional_model: str | None
     models: list[ModelInfo]
+    refused: dict[str, str] = Field(
+        default_factory=dict,
+        description="Model folders that are not served (or whose new version is not), and why.",
+    )
 
 
 class Health(BaseModel):
@@ -203,6 +207,16 @@ class Readiness(BaseModel):
     status: Literal["ready"] = "ready"
     models: list[str]
     refused: dict[str, str]
+
+
+class ReloadResponse(BaseModel):
+    """What re-reading the models directory changed, and the models served now."""
+
+    added: list[str]
+    replaced: list[str] = Field(description="New versions now served; the old ones finish.")
+    removed: list[str]
+    refused: dict[str, str] = Field(description="Refused in this reload, and why.")
+    models: list[str]
 
 
 class ErrorResponse(BaseModel):

@@ -1,1 +1,3 @@
-"""One router per resource: images, models, health (with metrics)."""
+"""One router per resource: images, models, health (with metrics), v2 (the Open Inference
+Protocol) and admin.
+"""

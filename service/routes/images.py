@@ -35,7 +35,11 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "Unknown model (the served ones are named)."},
     413: {"model": ErrorResponse, "description": "The request body is too large."},
     422: {"model": ErrorResponse, "description": "A field is invalid or beyond a limit."},
-    503: {"model": ErrorResponse, "description": "The model's queue is full (see Retry-After)."},
+    503: {
+        "model": ErrorResponse,
+        "description": "The model's queue is full (see Retry-After), or the model named "
+        "was refused when loading (the reason).",
+    },
 }
 
 

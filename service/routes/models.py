@@ -34,10 +34,18 @@ async def list_models(registry: RegistryDep) -> ModelsResponse:
         default_model=registry.default_model,
         default_conditional_model=registry.default_conditional_model,
         models=[model_info(m, registry) for _, m in sorted(registry.models.items())],
+        refused=dict(sorted(registry.refused.items())),
     )
 
 
-@router.get("/{name}", responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}})
+@router.get(
+    "/{name}",
+    responses={
+        401: {"model": ErrorResponse},
+        404: {"model": ErrorResponse},
+        503: {"model": ErrorResponse, "description": "The model was refused (the reason)."},
+    },
+)
 async def read_model(name: str, registry: RegistryDep) -> ModelInfo:
     """Read one model's card and execution provider."""
     try:

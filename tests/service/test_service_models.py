@@ -156,7 +156,14 @@ def test_bad_model_is_refused_and_the_others_serve(
             assert ready.status_code == 200
             assert ready.json()["models"] == ["cgan-fashion", "dcgan64-rgb"]
             assert reason in ready.json()["refused"]["dcgan-fashion"]
-            assert client.get("/models/dcgan-fashion").status_code == 404
+            refused = client.get("/models/dcgan-fashion")  # there, but refused: 503 and why
+            assert refused.status_code == 503
+            assert reason in refused.json()["detail"]
+            assert reason in client.get("/models").json()["refused"]["dcgan-fashion"]
+            r = client.post("/generate", json={"model": "dcgan-fashion", "n": 1})
+            assert r.status_code == 503
+            assert r.json()["detail"].startswith("model 'dcgan-fashion' is not being served: ")
+            assert reason in r.json()["detail"]
             r = client.post("/generate", json={"n": 1})
             assert r.status_code == 200
             assert r.headers["x-model"] == "dcgan64-rgb"  # the default moved on
