@@ -38,6 +38,7 @@ from bench.loadgen import (
     closed_loop,
     open_loop,
 )
+from ganserve.card import CardError, ModelCard, default_model
 
 REPO = servers.REPO
 SHAPES = (1, 64)  # images per request
@@ -150,34 +151,30 @@ class Subject:
 
     models_dir: Path  # what ganserve serves
     name: str
-    card: dict[str, Any]
+    card: ModelCard
     naive_source: tuple[str, Path]  # ("--checkpoint", path) or ("--model-dir", path)
     note: str  # how the model and the naive server's G came to be
 
 
-def _cards(models_dir: Path) -> dict[str, dict[str, Any]]:
+def _cards(models_dir: Path) -> dict[str, ModelCard]:
+    """The readable cards of the models under ``models_dir`` that have their graph."""
     cards = {}
     if models_dir.is_dir():
         for d in sorted(models_dir.iterdir()):
-            if (d / "card.json").is_file() and (d / "model.onnx").is_file():
-                try:
-                    cards[d.name] = json.loads((d / "card.json").read_text())
-                except (OSError, json.JSONDecodeError):
-                    continue
+            try:
+                card = ModelCard.load(d)
+            except CardError:
+                continue
+            if card.model_path(d).is_file():
+                cards[d.name] = card
     return cards
 
 
-def _default_model(cards: dict[str, dict[str, Any]]) -> str:
-    """The unconditional model with the lowest FID (then the first by name), as ganserve picks."""
-
-    def key(item: tuple[str, dict[str, Any]]) -> tuple[bool, float, str]:
-        name, card = item
-        quality = card.get("quality")
-        fid = quality.get("fid") if isinstance(quality, dict) else None
-        ok = isinstance(fid, int | float) and math.isfinite(fid)
-        return bool(card.get("conditional")), float(fid) if ok else math.inf, name
-
-    return min(cards.items(), key=key)[0]
+def _default_model(cards: dict[str, ModelCard]) -> str:
+    """The model ganserve serves to requests that name none (``ganserve.card``'s rule)."""
+    best = default_model(cards.values(), conditional=False)
+    assert best is not None, "no cards"
+    return best.name
 
 
 def build_bench_model(work: Path, arch: str = "dcgan") -> tuple[Path, Path]:
@@ -230,7 +227,7 @@ def prepare_subject(config: Config, work: Path) -> Subject:
         else:
             source = ("--model-dir", config.models_dir / name)
             note = (
-                f"naive server: an untrained `{cards[name].get('architecture')}` generator built "
+                f"naive server: an untrained `{cards[name].architecture}` generator built "
                 "from the card's architecture (no `--checkpoint` given): the same arithmetic as "
                 "the trained weights, other pixels"
             )
@@ -238,7 +235,7 @@ def prepare_subject(config: Config, work: Path) -> Subject:
     arch = config.bench_arch
     models_dir, ckpt = build_bench_model(work, arch)
     name = f"{arch}-bench"
-    card = json.loads((models_dir / name / "card.json").read_text())
+    card = ModelCard.load(models_dir / name)
     why = "as asked (`--arch`)" if config.own_model else f"(`{config.models_dir}` held no model)"
     note = (
         f"the bench exported an untrained seeded `{arch}` {why}, and the naive server loads the "
@@ -548,7 +545,7 @@ def run(config: Config) -> dict[str, Any]:
     goal_c = config.goal_concurrency
     with _workdir(config) as work, ExitStack() as stack:
         subject = prepare_subject(config, work)
-        info.update(model=subject.name, card=subject.card, note=subject.note)
+        info.update(model=subject.name, card=subject.card.to_dict(), note=subject.note)
         print(f"model {subject.name} from {subject.models_dir}; {subject.note}", flush=True)
         g = stack.enter_context(servers.ganserve(subject.models_dir, logs / "ganserve.log"))
         n = stack.enter_context(servers.naive(subject.naive_source, logs / "naive.log"))

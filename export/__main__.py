@@ -46,10 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from export.card import read_card
 
     card = read_card(target)
-    parity = card["parity"]
+    parity = card.parity or {}
     print(
-        f"wrote {target} ({card['architecture']}, {card['precision']}, "
-        f"image {'x'.join(map(str, card['image_shape']))}); parity at batch "
+        f"wrote {target} ({card.architecture}, {card.precision}, "
+        f"image {'x'.join(map(str, card.image_shape or ()))}); parity at batch "
         f"{'/'.join(map(str, parity['batch_sizes']))}: float max |diff| "
         f"{parity['float_max_abs_diff']:.2e}, uint8 max |diff| {parity['uint8_max_abs_diff']}"
     )

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ganserve.card import DEFAULT_DATASET
+
 
 class Settings(BaseSettings):
     """Everything the service can be told; each field is also ``GANSERVE_<FIELD>``."""
@@ -16,11 +18,12 @@ class Settings(BaseSettings):
 
     # Models
     models_dir: Path = Path("models")  # one <name>/model.onnx + <name>/card.json per model
-    # Unset defaults: the lowest card FID (then the name) among default_dataset's models,
-    # unconditional for default_model, conditional for default_conditional_model.
+    # Unset defaults: the best model by ganserve.card's rule (the lowest card FID, then the
+    # name, among default_dataset's models), unconditional for default_model, conditional
+    # for default_conditional_model.
     default_model: str | None = None
     default_conditional_model: str | None = None
-    default_dataset: str = "fashion-mnist"  # FIDs only compare within one data set
+    default_dataset: str = DEFAULT_DATASET  # FIDs only compare within one data set
 
     # Server
     host: str = "127.0.0.1"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shlex
 import sys
 import time
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ganserve import __version__
+from ganserve.card import CardError, ModelCard, Quality
 from training.metrics import METRICS, FeatureCache, MetricContext, resolve_metrics, run_metric
 from training.metrics.classifier import sha256_of
 from training.metrics.errors import MetricError
@@ -94,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_card_sha(gen: OnnxGenerator) -> str:
     """The card's sha256 must be that of model.onnx; returns it."""
-    recorded = gen.card.get("sha256")
-    if not isinstance(recorded, str) or not recorded:
+    recorded = gen.card.sha256
+    if not recorded:
         raise MetricError(f"{gen.card_path} has no sha256 of model.onnx; re-export the model")
     actual = sha256_of(gen.model_path)
     if actual != recorded:
@@ -109,13 +109,14 @@ def check_card_sha(gen: OnnxGenerator) -> str:
 def write_card_quality(gen: OnnxGenerator, report: dict[str, Any]) -> Path:
     """Merge the figures into card.json's ``quality`` (model.onnx is never written)."""
     check_card_sha(gen)
-    card = json.loads(gen.card_path.read_text())
-    quality = card.get("quality") if isinstance(card.get("quality"), dict) else {}
-    measured = quality.get("measured") if isinstance(quality.get("measured"), dict) else {}
-    protocol = quality.get("protocol") if isinstance(quality.get("protocol"), dict) else {}
+    try:
+        card = ModelCard.load(gen.card_path)  # as it is now, not as it was when the run began
+    except CardError as exc:
+        raise MetricError(str(exc)) from None
+    quality = card.quality or Quality()
     for name, entry in report["metrics"].items():
         quality.update(entry["results"])
-        measured[name] = {
+        quality.measured[name] = {
             "num_generated": report["num_gen"],
             "reference": report["reference"]["selection"] + f" of the {report['dataset']} "
             f"{report['reference']['split']} split",
@@ -124,15 +125,10 @@ def write_card_quality(gen: OnnxGenerator, report: dict[str, Any]) -> Path:
             "measured_at": report["timestamp"],
             "device": report["device"],
         }
-        protocol.update(entry["protocol"])
-    protocol["candidates"] = report["candidates"]
-    quality["measured"] = measured
-    quality["protocol"] = protocol
-    card["quality"] = quality
-    tmp = gen.card_path.with_name(f"card.json.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp, gen.card_path)
-    return gen.card_path
+        quality.protocol.update(entry["protocol"])
+    quality.protocol["candidates"] = report["candidates"]
+    card.quality = quality
+    return card.save()
 
 
 def format_table(report: dict[str, Any]) -> str:
