@@ -1,17 +1,27 @@
-"""Image grids: /generate, /conditional and /perturb, by POST (JSON) or GET (query)."""
+"""Image grids: /generate, /conditional and /perturb, by POST (JSON) or GET (query).
+
+Each endpoint is one handler: it asks ``service.planner`` for a plan and
+``ImageService`` for the response. Errors propagate as domain errors
+(``service.errors``), which the app answers with 404, 422 or 503.
+"""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import Response
 
 from service.deps import ImageServiceDep, require_api_key
+from service.imaging import ImageService
+from service.planner import plan_conditional, plan_generate, plan_perturb
 from service.schemas import (
     ConditionalRequest,
     ErrorResponse,
     GenerateRequest,
+    GridRequest,
     ImagesResponse,
     PerturbRequest,
 )
@@ -39,55 +49,88 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-# POST bodies may be empty: every field has a default.
-NO_GENERATE = GenerateRequest()
-NO_CONDITIONAL = ConditionalRequest()
-NO_PERTURB = PerturbRequest()
+Handler = Callable[[ImageService, Any], Awaitable[Response]]
+KEYWORD = inspect.Parameter.KEYWORD_ONLY
 
 
-@router.post("/generate", response_class=Response, responses=RESPONSES)
-async def generate_images(
-    images: ImageServiceDep, body: Annotated[GenerateRequest, Body()] = NO_GENERATE
-) -> Response:
+def image_endpoint(
+    path: str, request_type: type[GridRequest], *, query_description: str
+) -> Callable[[Handler], Handler]:
+    """Register one handler for ``path`` by POST (a JSON body) and by GET (query parameters).
+
+    The handler gets the validated request, whichever way it came. POST is named
+    after the handler and described by its docstring; GET is ``<name>_by_query``,
+    described by ``query_description``. A POST body may be empty: every field has
+    a default.
+    """
+
+    def register(handler: Handler) -> Handler:
+        async def by_body(images: ImageService, body: GridRequest) -> Response:
+            return await handler(images, body)
+
+        async def by_query(images: ImageService, query: GridRequest) -> Response:
+            return await handler(images, query)
+
+        # FastAPI reads where the request comes from off each endpoint's signature
+        # (request_type is a class known at run time only, hence the ignores).
+        body = Annotated[request_type, Body()]  # type: ignore[valid-type]
+        query = Annotated[request_type, Query()]  # type: ignore[valid-type]
+        _signature(
+            by_body, inspect.Parameter("body", KEYWORD, annotation=body, default=request_type())
+        )
+        _signature(by_query, inspect.Parameter("query", KEYWORD, annotation=query))
+        for endpoint, method, name, description in (
+            (by_body, "POST", handler.__name__, inspect.getdoc(handler)),
+            (by_query, "GET", f"{handler.__name__}_by_query", query_description),
+        ):
+            router.add_api_route(
+                path,
+                endpoint,
+                methods=[method],
+                name=name,
+                description=description,
+                response_class=Response,
+                responses=RESPONSES,
+            )
+        return handler
+
+    return register
+
+
+def _signature(endpoint: Callable[..., Any], request: inspect.Parameter) -> None:
+    """Give ``endpoint`` the parameters FastAPI sees: the image service and ``request``."""
+    images = inspect.Parameter("images", KEYWORD, annotation=ImageServiceDep)
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [images, request], return_annotation=Response
+    )
+
+
+@image_endpoint(
+    "/generate",
+    GenerateRequest,
+    query_description="Generate a grid of n images from one seed (query parameters, e.g. for "
+    "an img tag).",
+)
+async def generate_images(images: ImageService, req: GenerateRequest) -> Response:
     """Generate a grid of n images from one seed."""
-    return await images.respond(images.plan_generate(body, "body"), body)
+    return await images.respond(plan_generate(req, images.registry, images.settings), req)
 
 
-@router.get("/generate", response_class=Response, responses=RESPONSES)
-async def generate_images_by_query(
-    images: ImageServiceDep, query: Annotated[GenerateRequest, Query()]
-) -> Response:
-    """Generate a grid of n images from one seed (query parameters, e.g. for an img tag)."""
-    return await images.respond(images.plan_generate(query, "query"), query)
-
-
-@router.post("/conditional", response_class=Response, responses=RESPONSES)
-async def generate_conditional(
-    images: ImageServiceDep, body: Annotated[ConditionalRequest, Body()] = NO_CONDITIONAL
-) -> Response:
+@image_endpoint(
+    "/conditional",
+    ConditionalRequest,
+    query_description="Generate one row per label from a conditional model (query parameters).",
+)
+async def generate_conditional(images: ImageService, req: ConditionalRequest) -> Response:
     """Generate one row per label from a conditional model, the same latents in every row."""
-    return await images.respond(images.plan_conditional(body, "body"), body)
+    return await images.respond(plan_conditional(req, images.registry, images.settings), req)
 
 
-@router.get("/conditional", response_class=Response, responses=RESPONSES)
-async def generate_conditional_by_query(
-    images: ImageServiceDep, query: Annotated[ConditionalRequest, Query()]
-) -> Response:
-    """Generate one row per label from a conditional model (query parameters)."""
-    return await images.respond(images.plan_conditional(query, "query"), query)
-
-
-@router.post("/perturb", response_class=Response, responses=RESPONSES)
-async def perturb_latents(
-    images: ImageServiceDep, body: Annotated[PerturbRequest, Body()] = NO_PERTURB
-) -> Response:
+@image_endpoint(
+    "/perturb",
+    PerturbRequest,
+    query_description="Draw the latent experiment (query parameters).",
+)
+async def perturb_latents(images: ImageService, req: PerturbRequest) -> Response:
     """Draw the latent experiment: one row per (dimension, value), one column per sample."""
-    return await images.respond(images.plan_perturb(body, "body"), body)
-
-
-@router.get("/perturb", response_class=Response, responses=RESPONSES)
-async def perturb_latents_by_query(
-    images: ImageServiceDep, query: Annotated[PerturbRequest, Query()]
-) -> Response:
-    """Draw the latent experiment (query parameters)."""
-    return await images.respond(images.plan_perturb(query, "query"), query)
+    return await images.respond(plan_perturb(req, images.registry, images.settings), req)
