@@ -11,13 +11,15 @@ the app answers with 404 or 422. Running a plan (batching, encoding) is
     plan = plan_generate(GenerateRequest(n=16, seed=3), registry, settings)
     plan.z.shape == (16, plan.model.latent_dim)
 
-Each ``plan_*`` function serves the endpoint of the same name. The limits are
+Each ``plan_*`` function serves the endpoint of the same name; ``plan`` picks
+the one for a request by its type. The limits are
 the ``Settings`` fields ``max_n``, ``max_images``, ``max_scale``,
 ``max_padding``, ``max_grid_pixels`` and ``max_abs_value``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import secrets
 from collections.abc import Sequence
@@ -44,6 +46,7 @@ __all__ = [
     "Plan",
     "check_size",
     "class_index",
+    "plan",
     "plan_conditional",
     "plan_generate",
     "plan_perturb",
@@ -127,6 +130,12 @@ def check_size(
     if pixels > s.max_grid_pixels:
         message = f"the response would have {pixels} pixels; at most {s.max_grid_pixels}"
         raise InvalidRequest("scale", message, req.scale)
+
+
+@functools.singledispatch
+def plan(req: GridRequest, registry: Registry, settings: Settings) -> Plan:
+    """The plan of an image request: the ``plan_*`` function registered for its type."""
+    raise TypeError(f"no planner for {type(req).__name__}")
 
 
 def plan_generate(req: GenerateRequest, registry: Registry, settings: Settings) -> Plan:
@@ -235,3 +244,8 @@ def _label_rows(
     labels = np.repeat(np.asarray(classes, dtype=np.int64), n)
     cells = [{"index": j, "label": c} for c in classes for j in range(n)]
     return Plan(model, seed, np.tile(z, (len(classes), 1)), labels, columns, cells)
+
+
+plan.register(GenerateRequest, plan_generate)
+plan.register(ConditionalRequest, plan_conditional)
+plan.register(PerturbRequest, plan_perturb)

@@ -1,8 +1,9 @@
 """Image grids: /generate, /conditional and /perturb, by POST (JSON) or GET (query).
 
-Each endpoint is one handler: it asks ``service.planner`` for a plan and
-``ImageService`` for the response. Errors propagate as domain errors
-(``service.errors``), which the app answers with 404, 422 or 503.
+One handler serves them all, by either method: it asks ``service.planner``
+for the request's plan and ``ImageService`` for the response. Errors
+propagate as domain errors (``service.errors``), which the app answers with
+404, 422 or 503.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi.responses import Response
 
 from service.deps import ImageServiceDep, require_api_key
 from service.imaging import ImageService
-from service.planner import plan_conditional, plan_generate, plan_perturb
+from service.planner import plan
 from service.schemas import (
     ConditionalRequest,
     ErrorResponse,
@@ -49,88 +50,53 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-Handler = Callable[[ImageService, Any], Awaitable[Response]]
 KEYWORD = inspect.Parameter.KEYWORD_ONLY
 
 
-def image_endpoint(
-    path: str, request_type: type[GridRequest], *, query_description: str
-) -> Callable[[Handler], Handler]:
-    """Register one handler for ``path`` by POST (a JSON body) and by GET (query parameters).
+async def draw_images(images: ImageService, req: GridRequest) -> Response:
+    """The one image handler: the request's plan, drawn and encoded."""
+    return await images.respond(plan(req, images.registry, images.settings), req)
 
-    The handler gets the validated request, whichever way it came. POST is named
-    after the handler and described by its docstring; GET is ``<name>_by_query``,
-    described by ``query_description``. A POST body may be empty: every field has
-    a default.
+
+def add_image_endpoint(path: str, name: str, request_type: type[GridRequest]) -> None:
+    """Serve ``path`` with ``draw_images``: by POST (a JSON body) and GET (query parameters).
+
+    POST is named ``name`` and GET ``<name>_by_query``; both are described by
+    the request type's docstring. A POST body may be empty: every field has a
+    default.
     """
-
-    def register(handler: Handler) -> Handler:
-        async def by_body(images: ImageService, body: GridRequest) -> Response:
-            return await handler(images, body)
-
-        async def by_query(images: ImageService, query: GridRequest) -> Response:
-            return await handler(images, query)
-
-        # FastAPI reads where the request comes from off each endpoint's signature
-        # (request_type is a class known at run time only, hence the ignores).
-        body = Annotated[request_type, Body()]  # type: ignore[valid-type]
-        query = Annotated[request_type, Query()]  # type: ignore[valid-type]
-        _signature(
-            by_body, inspect.Parameter("body", KEYWORD, annotation=body, default=request_type())
+    # request_type is a class known at run time only, hence the ignores.
+    body = Annotated[request_type, Body()]  # type: ignore[valid-type]
+    query = Annotated[request_type, Query()]  # type: ignore[valid-type]
+    for method, operation, request in (
+        ("POST", name, inspect.Parameter("body", KEYWORD, annotation=body, default=request_type())),
+        ("GET", f"{name}_by_query", inspect.Parameter("query", KEYWORD, annotation=query)),
+    ):
+        router.add_api_route(
+            path,
+            _endpoint(request),
+            methods=[method],
+            name=operation,
+            description=inspect.getdoc(request_type),
+            response_class=Response,
+            responses=RESPONSES,
         )
-        _signature(by_query, inspect.Parameter("query", KEYWORD, annotation=query))
-        for endpoint, method, name, description in (
-            (by_body, "POST", handler.__name__, inspect.getdoc(handler)),
-            (by_query, "GET", f"{handler.__name__}_by_query", query_description),
-        ):
-            router.add_api_route(
-                path,
-                endpoint,
-                methods=[method],
-                name=name,
-                description=description,
-                response_class=Response,
-                responses=RESPONSES,
-            )
-        return handler
-
-    return register
 
 
-def _signature(endpoint: Callable[..., Any], request: inspect.Parameter) -> None:
-    """Give ``endpoint`` the parameters FastAPI sees: the image service and ``request``."""
+def _endpoint(request: inspect.Parameter) -> Callable[..., Awaitable[Response]]:
+    """``draw_images`` with the signature FastAPI reads: the image service and ``request``."""
+
+    async def endpoint(images: ImageService, **given: GridRequest) -> Response:
+        (req,) = given.values()
+        return await draw_images(images, req)
+
     images = inspect.Parameter("images", KEYWORD, annotation=ImageServiceDep)
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [images, request], return_annotation=Response
     )
+    return endpoint
 
 
-@image_endpoint(
-    "/generate",
-    GenerateRequest,
-    query_description="Generate a grid of n images from one seed (query parameters, e.g. for "
-    "an img tag).",
-)
-async def generate_images(images: ImageService, req: GenerateRequest) -> Response:
-    """Generate a grid of n images from one seed."""
-    return await images.respond(plan_generate(req, images.registry, images.settings), req)
-
-
-@image_endpoint(
-    "/conditional",
-    ConditionalRequest,
-    query_description="Generate one row per label from a conditional model (query parameters).",
-)
-async def generate_conditional(images: ImageService, req: ConditionalRequest) -> Response:
-    """Generate one row per label from a conditional model, the same latents in every row."""
-    return await images.respond(plan_conditional(req, images.registry, images.settings), req)
-
-
-@image_endpoint(
-    "/perturb",
-    PerturbRequest,
-    query_description="Draw the latent experiment (query parameters).",
-)
-async def perturb_latents(images: ImageService, req: PerturbRequest) -> Response:
-    """Draw the latent experiment: one row per (dimension, value), one column per sample."""
-    return await images.respond(plan_perturb(req, images.registry, images.settings), req)
+add_image_endpoint("/generate", "generate_images", GenerateRequest)
+add_image_endpoint("/conditional", "generate_conditional", ConditionalRequest)
+add_image_endpoint("/perturb", "perturb_latents", PerturbRequest)
