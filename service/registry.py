@@ -62,8 +62,10 @@ class LoadedModel:
             if labels is None:
                 raise ValueError(f"model {self.name} is conditional and needs labels")
             feeds["label"] = np.ascontiguousarray(labels, dtype=np.int64)
+        images: np.ndarray
         if not self.io_binding:
-            return self.session.run(["image"], feeds)[0]
+            images = self.session.run(["image"], feeds)[0]
+            return images
         # Explicit binding on CUDA: the inputs are copied to the device once and the
         # uint8 output is allocated directly in host memory.
         binding = self.session.io_binding()
@@ -71,7 +73,8 @@ class LoadedModel:
             binding.bind_cpu_input(name, value)
         binding.bind_output("image", "cpu")
         self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+        images = binding.copy_outputs_to_cpu()[0]
+        return images
 
 
 @dataclass
