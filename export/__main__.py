@@ -30,12 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         target = export_checkpoint(
-            args.checkpoint,
-            args.name,
-            args.out,
-            force=args.force,
-            fp16=args.fp16,
-            fmt=args.format,
+            args.checkpoint, args.name, args.out, force=args.force, fp16=args.fp16, fmt=args.format
         )
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)

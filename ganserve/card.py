@@ -6,7 +6,7 @@ quality figures in it, and the tables and benchmarks read it, all through
 
     card = ModelCard.load("models/dcgan-fashion")   # the directory or its card.json
     card.latent_dim, card.image_shape, card.fid
-    card.quality = Quality(fid=22.5)
+    card.quality = Quality({"fid": 22.5})
     card.save()                                     # atomically, where it was loaded from
 
 The JSON object (``CARD_FORMAT``), field by field::
@@ -170,13 +170,7 @@ FIGURES = ("fid", "kid", "kid_std", "precision", "recall", "classifier_fd", "con
 class Quality:
     """The measured figures and how they were measured (``training.evaluate --write-card``)."""
 
-    fid: float | None = None
-    kid: float | None = None
-    kid_std: float | None = None
-    precision: float | None = None
-    recall: float | None = None
-    classifier_fd: float | None = None
-    conditional_accuracy: float | None = None
+    figures: dict[str, float] = field(default_factory=dict)  # by name, among FIGURES
     #: per metric (fid, kid, pr, cfd, acc): num_generated, reference, seconds, command,
     #: measured_at, device
     measured: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -191,7 +185,7 @@ class Quality:
                 raise CardError(r.path, f"has a malformed quality.measured.{metric}: {entry!r}")
         figures = {name: r.number(name) for name in FIGURES}
         return cls(
-            **figures,
+            figures={name: value for name, value in figures.items() if value is not None},
             measured=measured,
             protocol=r.mapping("protocol") or {},
             extra=r.extra([*FIGURES, "measured", "protocol"]),
@@ -201,17 +195,21 @@ class Quality:
     def from_dict(cls, data: Mapping[str, Any]) -> Quality:
         return cls.read(_Reader(data, None, "quality."))
 
+    @property
+    def fid(self) -> float | None:
+        return self.figures.get("fid")
+
     def update(self, results: Mapping[str, float]) -> None:
         """Set figures by name (``{"fid": 22.5}``); names that are not figures go to ``extra``."""
         for name, value in results.items():
             if name in FIGURES:
-                setattr(self, name, value)
+                self.figures[name] = value
             else:
                 self.extra[name] = value
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object: the figures that are set, other keys, then measured and protocol."""
-        out: dict[str, Any] = {n: getattr(self, n) for n in FIGURES if getattr(self, n) is not None}
+        """The JSON object: the figures in FIGURES order, other keys, then measured and protocol."""
+        out: dict[str, Any] = {n: self.figures[n] for n in FIGURES if n in self.figures}
         out.update(self.extra)
         if self.measured:
             out["measured"] = self.measured

@@ -152,6 +152,44 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _source(args: argparse.Namespace) -> tuple[Generator | None, str]:
+    """The generator to score (None for ``real``) and the data set it is scored against."""
+    if args.source == "real":
+        if not args.dataset:
+            raise MetricError("real needs --dataset (fashion-mnist or mnist)")
+        if args.write_card:
+            raise MetricError("--write-card needs a model dir, not real")
+        return None, get_dataset(args.dataset).name
+    gen = open_generator(args.source, args.device)
+    if args.write_card and not isinstance(gen, OnnxGenerator):
+        raise MetricError("--write-card needs a model dir (model.onnx + card.json)")
+    if args.write_card:
+        check_card_sha(gen)
+    if args.dataset:
+        dataset = get_dataset(args.dataset).name
+        if gen.dataset and get_dataset(gen.dataset).name != dataset:
+            raise MetricError(f"{args.source} was trained on {gen.dataset}, not {dataset}")
+        return gen, dataset
+    if gen.dataset:
+        return gen, get_dataset(gen.dataset).name
+    raise MetricError(f"{args.source} does not name its dataset; pass --dataset")
+
+
+def _run_metrics(ctx: MetricContext, names: list[str], log: Any) -> dict[str, Any]:
+    """Each metric's results, time and protocol."""
+    metrics: dict[str, Any] = {}
+    for name in names:
+        t0 = time.perf_counter()
+        results = run_metric(ctx, name)
+        metrics[name] = {
+            "results": {k: float(v) for k, v in results.items()},
+            "seconds": round(time.perf_counter() - t0, 2),
+            "protocol": ctx.protocol(name),
+        }
+        log(f"{name}: {results}")
+    return metrics
+
+
 def evaluate(args: argparse.Namespace, argv: list[str], log: Any) -> dict[str, Any]:
     """Everything but printing: validate, generate, score. Raises ``MetricError``."""
     from training.metrics.inception import resolve_device
@@ -159,39 +197,17 @@ def evaluate(args: argparse.Namespace, argv: list[str], log: Any) -> dict[str, A
     device = str(resolve_device(args.device))
     if args.num_gen < 2 or args.num_real < 2:
         raise MetricError("--num-gen and --num-real must be at least 2")
-    gen: Generator | None = None
-    if args.source == "real":
-        if not args.dataset:
-            raise MetricError("real needs --dataset (fashion-mnist or mnist)")
-        if args.write_card:
-            raise MetricError("--write-card needs a model dir, not real")
-        dataset = get_dataset(args.dataset).name
-        labelled = True
-    else:
-        gen = open_generator(args.source, args.device)
-        if args.write_card and not isinstance(gen, OnnxGenerator):
-            raise MetricError("--write-card needs a model dir (model.onnx + card.json)")
-        if args.write_card:
-            check_card_sha(gen)
-        if args.dataset:
-            dataset = get_dataset(args.dataset).name
-            if gen.dataset and get_dataset(gen.dataset).name != dataset:
-                raise MetricError(f"{args.source} was trained on {gen.dataset}, not {dataset}")
-        elif gen.dataset:
-            dataset = get_dataset(gen.dataset).name
-        else:
-            raise MetricError(f"{args.source} does not name its dataset; pass --dataset")
-        labelled = gen.conditional
+    gen, dataset = _source(args)
+    labelled = True if gen is None else gen.conditional
     names = resolve_metrics(args.metrics, labelled)
     if "pr" in names and min(args.num_gen, args.num_real) <= 3:
         raise MetricError("precision/recall (k=3) needs --num-gen and --num-real of at least 4")
 
-    if args.source == "real":
+    if gen is None:
         reference = load_split(dataset, args.data_dir, "train", args.num_real)
         candidates = load_split(dataset, args.data_dir, "test", args.num_gen)
         source_desc: dict[str, Any] = {"kind": "real", "dataset": dataset}
     else:
-        assert gen is not None
         reference = load_split(dataset, args.data_dir, "test", args.num_real)
         source_desc = gen.describe()
     cache = None if args.no_cache else FeatureCache(args.cache_dir or FeatureCache.default_dir())
@@ -224,16 +240,7 @@ def evaluate(args: argparse.Namespace, argv: list[str], log: Any) -> dict[str, A
 
     command = "python -m training.evaluate " + shlex.join(argv)
     timestamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    metrics: dict[str, Any] = {}
-    for name in names:
-        t0 = time.perf_counter()
-        results = run_metric(ctx, name)
-        metrics[name] = {
-            "results": {k: float(v) for k, v in results.items()},
-            "seconds": round(time.perf_counter() - t0, 2),
-            "protocol": ctx.protocol(name),
-        }
-        log(f"{name}: {results}")
+    metrics = _run_metrics(ctx, names, log)
     return {
         "source": source_desc,
         "dataset": dataset,

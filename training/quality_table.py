@@ -106,7 +106,7 @@ def render(models_dir: Path, floors_dir: Path, commands_list: bool = True) -> st
             met = best.fid <= goal
             got = f"`{best.name}`: FID {best.fid:.2f}"
             if conditional and dataset == "fashion-mnist":
-                acc = best.quality.conditional_accuracy if best.quality else None
+                acc = best.quality.figures.get("conditional_accuracy") if best.quality else None
                 if acc is not None:
                     got += f", accuracy {acc:.1%}"
                     met = met and acc >= ACCURACY_GOAL

@@ -62,7 +62,7 @@ def test_a_card_from_an_older_export_loads_and_is_saved_in_the_current_layout(
     assert card.format is None and card.dataset == "mnist" and card.quality is None
     assert card.training is not None and card.training.command is None
     assert card.architecture is None and card.fid is None
-    card.quality = Quality(fid=12.5)
+    card.quality = Quality({"fid": 12.5})
     saved = json.loads(card.save().read_text())
     assert list(saved) == [*list(ModelCard(name="x").to_dict())[:-1], "notes", "sha256"]
     assert saved["quality"] == {"fid": 12.5} and saved["notes"] == old["notes"]
@@ -112,7 +112,7 @@ def test_require_names_every_missing_field(tmp_path: Path) -> None:
 def test_quality_update_sets_figures_and_keeps_other_keys() -> None:
     quality = Quality.from_dict({"note": "kept", "measured": {"fid": {"command": "c"}}})
     quality.update({"fid": 20.0, "kid": 0.01, "new_metric": 3.0})
-    assert quality.fid == 20.0 and quality.kid == 0.01
+    assert quality.fid == 20.0 and quality.figures == {"fid": 20.0, "kid": 0.01}
     assert quality.to_dict() == {
         "fid": 20.0,
         "kid": 0.01,
@@ -123,7 +123,7 @@ def test_quality_update_sets_figures_and_keeps_other_keys() -> None:
 
 
 def card(name: str, dataset: str, fid: float | None, conditional: bool = False) -> ModelCard:
-    quality = None if fid is None else Quality(fid=fid)
+    quality = None if fid is None else Quality({"fid": fid})
     return ModelCard(name=name, dataset=dataset, conditional=conditional, quality=quality)
 
 

@@ -17,6 +17,8 @@ import numpy as np
 
 from ganserve.card import CardError, ModelCard, card_file
 from ganserve.latent import make_latents
+from training.data import TORCHVISION_SETS
+from training.data import default_data_dir as default_data_dir  # the evaluation's too
 from training.metrics.errors import MetricError
 
 
@@ -34,34 +36,12 @@ class DatasetInfo:
         return len(self.class_names)
 
 
+#: The torchvision data sets of ``training.data`` (the one registry of them), all 1x28x28.
 DATASETS: dict[str, DatasetInfo] = {
-    "fashion-mnist": DatasetInfo(
-        "fashion-mnist",
-        "FashionMNIST",
-        (
-            "T-shirt/top",
-            "Trouser",
-            "Pullover",
-            "Dress",
-            "Coat",
-            "Sandal",
-            "Shirt",
-            "Sneaker",
-            "Bag",
-            "Ankle boot",
-        ),
-        (1, 28, 28),
-    ),
-    "mnist": DatasetInfo("mnist", "MNIST", tuple(str(i) for i in range(10)), (1, 28, 28)),
+    name: DatasetInfo(name, folder, classes, (1, 28, 28))
+    for name, (folder, classes) in TORCHVISION_SETS.items()
 }
 SPLIT_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
-
-
-def default_data_dir() -> Path:
-    """The training data's default folder (``training.data.default_data_dir``)."""
-    from training.data import default_data_dir as training_default
-
-    return training_default()
 
 
 def get_dataset(name: str) -> DatasetInfo:
