@@ -38,6 +38,7 @@ train: $(VENV)/.all
 lint: $(VENV)/.all
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: $(VENV)/.all
 	$(BIN)/python -m bench $(ARGS)

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from bench.loadgen import Options
+from bench.run import paired_rounds
 
 SECTION = "serving-benchmark"
 
@@ -82,13 +83,7 @@ def shape_table(rows: list[dict[str, Any]], images: int) -> list[str]:
 
 def rounds_table(rows: list[dict[str, Any]], images: int, concurrency: int) -> list[str]:
     """The paired rounds of one shape: the three systems back to back, round by round."""
-    rounds: dict[int, dict[str, dict[str, Any]]] = {}
-    for r in rows:
-        if r["round"] == "" or r["images_per_request"] != images or r["settings"]:
-            continue
-        if r["mode"] == "closed" and r["concurrency"] != concurrency:
-            continue
-        rounds.setdefault(int(r["round"]), {})[r["system"]] = r
+    rounds = paired_rounds(rows, images, concurrency)
     if not rounds:
         return []
     lines = [
@@ -167,13 +162,41 @@ def section(
     goal_c: int = 32,
 ) -> str:
     """The markdown of a run: machine, command, goals, a table per shape, plots."""
-    info, rows, goals = result["info"], result["rows"], result["goals"]
-    o = options
+    info, rows = result["info"], result["rows"]
+    out = _description(info, command, options)
+    out += ["", "### Goals", "", "| goal | measured | met |", "|---|---|---|"]
+    for g in result["goals"]:
+        out.append(f"| {g['goal']} | {g['measured']} | {'yes' if g['met'] else '**no**'} |")
+    out += _shape_sections(rows, images, goal_c)
+    out += _titled(
+        "Open loop (fixed request rates)",
+        "Requests start at a fixed rate whatever the answers: fractions of the requests/s "
+        "ganserve reached closed loop earlier in this run, the same rates for both servers. "
+        "Latency is measured from each request's scheduled start; beyond a system's "
+        "capacity its queue grows for the whole cell, so its latency is bounded only by "
+        "the cell's length.",
+        open_table(rows),
+        [f"![open loop]({images['open']})"] if "open" in images else [],
+    )
+    out += _titled(
+        "Beyond the queue bound",
+        "A second ganserve with a small queue, loaded closed loop well beyond it (the load "
+        "generator does not back off, so refused requests come straight back):",
+        overload_table(rows),
+    )
+    if info.get("skipped"):
+        out += ["", "Skipped (run time bound): " + "; ".join(info["skipped"]) + "."]
+    out += ["", f"Data: `bench/results/serving.csv` (run `{info['run_id']}`)."]
+    return "\n".join(out) + "\n"
+
+
+def _description(info: dict[str, Any], command: str, o: Options) -> list[str]:
+    """The run, the machine, the model, the systems and the method."""
     m = info["machine"]
     card = info["card"]
     load = ", ".join(f"{x:.1f}" for x in m["load"])
     shape = "x".join(str(s) for s in card.get("image_shape", []))
-    out = [
+    return [
         "## Serving: ganserve, a naive server and the in-process limit",
         "",
         f"Run `{info['run_id']}` ({info['started']}, {info['elapsed_s'] / 60:.1f} min), "
@@ -205,20 +228,18 @@ def section(
         "ms/image: the server process's CPU time (all threads, `/proc/<pid>/stat`) over the "
         "cell divided by the images it answered; on a shared machine it varies less than "
         "images/s. The load generator's own CPU per request is in the CSV.",
-        "",
-        "### Goals",
-        "",
-        "| goal | measured | met |",
-        "|---|---|---|",
     ]
-    for g in goals:
-        out.append(f"| {g['goal']} | {g['measured']} | {'yes' if g['met'] else '**no**'} |")
+
+
+def _shape_sections(rows: list[dict[str, Any]], images: dict[str, str], goal_c: int) -> list[str]:
+    """Per request shape: the closed-loop table, the paired rounds and the plot."""
     rounds_note = (
         f"Rounds at concurrency {goal_c}: the in-process limit (at the sweep's best batch), "
         "ganserve and naive measured back to back, so each round's ratios share the machine's "
         "load of that moment; the goals take the median over rounds. Round 1 is the sweep's "
         f"concurrency-{goal_c} row."
     )
+    out: list[str] = []
     for images_per_request in sorted({r["images_per_request"] for r in rows}):
         out += ["", f"### {images_per_request}-image requests (closed loop)", ""]
         out += shape_table(rows, images_per_request)
@@ -228,30 +249,11 @@ def section(
         key = f"closed-{images_per_request}"
         if key in images:
             out += ["", f"![{images_per_request}-image requests]({images[key]})"]
-    table = open_table(rows)
-    if table:
-        out += ["", "### Open loop (fixed request rates)", ""]
-        out += [
-            "Requests start at a fixed rate whatever the answers: fractions of the requests/s "
-            "ganserve reached closed loop earlier in this run, the same rates for both servers. "
-            "Latency is measured from each request's scheduled start; beyond a system's "
-            "capacity its queue grows for the whole cell, so its latency is bounded only by "
-            "the cell's length.",
-            "",
-        ]
-        out += table
-        if "open" in images:
-            out += ["", f"![open loop]({images['open']})"]
-    table = overload_table(rows)
-    if table:
-        out += ["", "### Beyond the queue bound", ""]
-        out += [
-            "A second ganserve with a small queue, loaded closed loop well beyond it (the load "
-            "generator does not back off, so refused requests come straight back):",
-            "",
-        ]
-        out += table
-    if info.get("skipped"):
-        out += ["", "Skipped (run time bound): " + "; ".join(info["skipped"]) + "."]
-    out += ["", f"Data: `bench/results/serving.csv` (run `{info['run_id']}`)."]
-    return "\n".join(out) + "\n"
+    return out
+
+
+def _titled(title: str, intro: str, table: list[str], plot: list[str] | None = None) -> list[str]:
+    """A subsection with its table (and the plot's line), or nothing when the table is empty."""
+    if not table:
+        return []
+    return ["", f"### {title}", "", intro, "", *table, *(["", *plot] if plot else [])]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
 import secrets
 import sys
@@ -32,6 +31,7 @@ from fastapi.responses import Response
 from PIL import Image
 from pydantic import BaseModel, Field
 
+from ganserve.card import ModelCard
 from ganserve.grid import make_grid
 from ganserve.latent import make_latents
 from training.checkpoint import CheckpointError, load_generator
@@ -56,14 +56,14 @@ def generator_from_checkpoint(path: Path) -> tuple[torch.nn.Module, str]:
 
 def generator_from_card(model_dir: Path) -> tuple[torch.nn.Module, str]:
     """An untrained G of the card's architecture, checked against the card's shapes."""
-    card = json.loads((model_dir / "card.json").read_text())
-    arch = card.get("architecture")
-    if arch not in ARCHITECTURES:
+    card = ModelCard.load(model_dir)
+    arch = card.architecture
+    if arch is None or arch not in ARCHITECTURES:
         raise ValueError(f"card of {model_dir} names an unknown architecture {arch!r}")
     torch.manual_seed(0)
     g = build_generator(arch).eval()
     c, h, w = ARCHITECTURES[arch].image_shape
-    if g.latent_dim != card["latent_dim"] or [h, w, c] != list(card["image_shape"]):
+    if g.latent_dim != card.latent_dim or (h, w, c) != card.image_shape:
         raise ValueError(
             f"an untrained {arch} does not match the card of {model_dir} (other widths?); "
             "give --checkpoint"

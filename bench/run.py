@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -38,6 +38,7 @@ from bench.loadgen import (
     closed_loop,
     open_loop,
 )
+from ganserve.card import CardError, ModelCard, default_model
 
 REPO = servers.REPO
 SHAPES = (1, 64)  # images per request
@@ -150,34 +151,30 @@ class Subject:
 
     models_dir: Path  # what ganserve serves
     name: str
-    card: dict[str, Any]
+    card: ModelCard
     naive_source: tuple[str, Path]  # ("--checkpoint", path) or ("--model-dir", path)
     note: str  # how the model and the naive server's G came to be
 
 
-def _cards(models_dir: Path) -> dict[str, dict[str, Any]]:
+def _cards(models_dir: Path) -> dict[str, ModelCard]:
+    """The readable cards of the models under ``models_dir`` that have their graph."""
     cards = {}
     if models_dir.is_dir():
         for d in sorted(models_dir.iterdir()):
-            if (d / "card.json").is_file() and (d / "model.onnx").is_file():
-                try:
-                    cards[d.name] = json.loads((d / "card.json").read_text())
-                except (OSError, json.JSONDecodeError):
-                    continue
+            try:
+                card = ModelCard.load(d)
+            except CardError:
+                continue
+            if card.model_path(d).is_file():
+                cards[d.name] = card
     return cards
 
 
-def _default_model(cards: dict[str, dict[str, Any]]) -> str:
-    """The unconditional model with the lowest FID (then the first by name), as ganserve picks."""
-
-    def key(item: tuple[str, dict[str, Any]]) -> tuple[bool, float, str]:
-        name, card = item
-        quality = card.get("quality")
-        fid = quality.get("fid") if isinstance(quality, dict) else None
-        ok = isinstance(fid, int | float) and math.isfinite(fid)
-        return bool(card.get("conditional")), float(fid) if ok else math.inf, name
-
-    return min(cards.items(), key=key)[0]
+def _default_model(cards: dict[str, ModelCard]) -> str:
+    """The model ganserve serves to requests that name none (``ganserve.card``'s rule)."""
+    best = default_model(cards.values(), conditional=False)
+    assert best is not None, "no cards"
+    return best.name
 
 
 def build_bench_model(work: Path, arch: str = "dcgan") -> tuple[Path, Path]:
@@ -185,32 +182,19 @@ def build_bench_model(work: Path, arch: str = "dcgan") -> tuple[Path, Path]:
 
     Returns the models directory and the checkpoint.
     """
-    import torch
-
     from export import export_checkpoint
-    from training.checkpoint import save_checkpoint
-    from training.networks import build_discriminator, build_generator, get_arch
+    from training.checkpoint import save_checkpoint, untrained_checkpoint
+    from training.networks import get_arch
 
     spec = get_arch(arch)
-    torch.manual_seed(0)
-    payload = {
-        "arch": arch,
-        "g_kwargs": {},
-        "d_kwargs": {},
-        "G": build_generator(arch).state_dict(),
-        "D": build_discriminator(arch).state_dict(),
-        "G_ema": None,
-        "epoch": 0,
-        "step": 0,
-        "options": {"arch": arch, "untrained": True},
-        "dataset": {
-            "name": "untrained",
-            "num_classes": 10 if spec.conditional else None,
-            "class_names": None,
-            "image_shape": list(spec.image_shape),
-        },
-        "loss": "bce",
+    dataset = {
+        "name": "untrained",
+        "num_classes": 10 if spec.conditional else None,
+        "class_names": None,
+        "image_shape": list(spec.image_shape),
     }
+    options = {"arch": arch, "untrained": True}
+    payload = untrained_checkpoint(arch, dataset=dataset, options=options)
     ckpt = save_checkpoint(work / f"{arch}-bench.pt", payload)
     export_checkpoint(ckpt, f"{arch}-bench", work / "models", force=True)
     return work / "models", ckpt
@@ -230,7 +214,7 @@ def prepare_subject(config: Config, work: Path) -> Subject:
         else:
             source = ("--model-dir", config.models_dir / name)
             note = (
-                f"naive server: an untrained `{cards[name].get('architecture')}` generator built "
+                f"naive server: an untrained `{cards[name].architecture}` generator built "
                 "from the card's architecture (no `--checkpoint` given): the same arithmetic as "
                 "the trained weights, other pixels"
             )
@@ -238,7 +222,7 @@ def prepare_subject(config: Config, work: Path) -> Subject:
     arch = config.bench_arch
     models_dir, ckpt = build_bench_model(work, arch)
     name = f"{arch}-bench"
-    card = json.loads((models_dir / name / "card.json").read_text())
+    card = ModelCard.load(models_dir / name)
     why = "as asked (`--arch`)" if config.own_model else f"(`{config.models_dir}` held no model)"
     note = (
         f"the bench exported an untrained seeded `{arch}` {why}, and the naive server loads the "
@@ -548,7 +532,7 @@ def run(config: Config) -> dict[str, Any]:
     goal_c = config.goal_concurrency
     with _workdir(config) as work, ExitStack() as stack:
         subject = prepare_subject(config, work)
-        info.update(model=subject.name, card=subject.card, note=subject.note)
+        info.update(model=subject.name, card=subject.card.to_dict(), note=subject.note)
         print(f"model {subject.name} from {subject.models_dir}; {subject.note}", flush=True)
         g = stack.enter_context(servers.ganserve(subject.models_dir, logs / "ganserve.log"))
         n = stack.enter_context(servers.naive(subject.naive_source, logs / "naive.log"))
@@ -659,97 +643,110 @@ def _cpu_note(rounds: dict[int, dict[str, dict[str, Any]]], other: str) -> str:
     return f"; server CPU per image: ganserve {a:.2f} ms, {other} {b:.2f} ms ({b / a:.2f}x)"
 
 
-def goals(rows: list[dict[str, Any]], config: Config) -> list[dict[str, Any]]:
-    """Each goal: the per-round ratios measured back to back, their median, and whether it holds."""
-    out: list[dict[str, Any]] = []
-    c = config.goal_concurrency
-    one = paired_rounds(rows, 1, c)
+def _ratio_goal(
+    rounds: dict[int, dict[str, dict[str, Any]]],
+    other: str,
+    goal: str,
+    target: float,
+    show: Callable[[float], str],
+) -> dict[str, Any] | None:
+    """ganserve's images/s over ``other``'s, round by round; met when the median reaches target."""
     ratios = [
-        r["ganserve"]["images_per_s"] / r["naive"]["images_per_s"]
-        for r in one.values()
-        if "ganserve" in r and "naive" in r and r["naive"]["images_per_s"] > 0
+        r["ganserve"]["images_per_s"] / r[other]["images_per_s"]
+        for r in rounds.values()
+        if "ganserve" in r and other in r and r[other]["images_per_s"] > 0
     ]
-    if ratios:
-        med = _median(ratios)
-        out.append(
-            {
-                "goal": f"1-image requests, concurrency {c}: ganserve images/s >= 3x naive",
-                "measured": f"median {med:.2f}x over {len(ratios)} rounds ("
-                + ", ".join(f"{x:.2f}x" for x in ratios)
-                + ")"
-                + _cpu_note(one, "naive"),
-                "value": med,
-                "met": med >= 3,
-            }
-        )
-    grid = paired_rounds(rows, 64, c)
-    shares = [
-        r["ganserve"]["images_per_s"] / r["in-process"]["images_per_s"]
-        for r in grid.values()
-        if "ganserve" in r and "in-process" in r and r["in-process"]["images_per_s"] > 0
-    ]
-    if shares:
-        med = _median(shares)
-        out.append(
-            {
-                "goal": f"64-image requests, concurrency {c}: ganserve >= 85% of the in-process "
-                "limit (its best batch size)",
-                "measured": f"median {med:.0%} over {len(shares)} rounds ("
-                + ", ".join(f"{x:.0%}" for x in shares)
-                + ")"
-                + _cpu_note(grid, "in-process"),
-                "value": med,
-                "met": med >= 0.85,
-            }
-        )
+    if not ratios:
+        return None
+    med = _median(ratios)
+    by_round = ", ".join(show(x) for x in ratios)
+    measured = f"median {show(med)} over {len(ratios)} rounds ({by_round})"
+    return {
+        "goal": goal,
+        "measured": measured + _cpu_note(rounds, other),
+        "value": med,
+        "met": med >= target,
+    }
+
+
+def _tail_goal(grid: dict[int, dict[str, dict[str, Any]]], c: int) -> dict[str, Any] | None:
     tails = [
         r["ganserve"]["p99_ms"] / r["ganserve"]["p50_ms"]
         for r in grid.values()
         if "ganserve" in r and r["ganserve"]["p50_ms"] and r["ganserve"]["p50_ms"] > 0
     ]
-    if tails:
-        worst = max(tails)
-        out.append(
-            {
-                "goal": f"64-image requests, concurrency {c}: ganserve p99 <= 3x p50",
-                "measured": "p99/p50 " + ", ".join(f"{x:.2f}" for x in tails) + " by round",
-                "value": worst,
-                "met": worst <= 3,
-            }
-        )
+    if not tails:
+        return None
+    worst = max(tails)
+    return {
+        "goal": f"64-image requests, concurrency {c}: ganserve p99 <= 3x p50",
+        "measured": "p99/p50 " + ", ".join(f"{x:.2f}" for x in tails) + " by round",
+        "value": worst,
+        "met": worst <= 3,
+    }
+
+
+def _errors_goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     plain = [
         r for r in rows if r["system"] == "ganserve" and r["mode"] == "closed" and not r["settings"]
     ]
-    if plain:
-        errors = sum(int(r["errors"]) for r in plain)
-        unfinished = sum(int(r["unfinished"]) for r in plain)
-        top = max(int(r["concurrency"]) for r in plain)
-        out.append(
-            {
-                "goal": f"no errors at any concurrency up to {top} (default settings)",
-                "measured": f"{errors} errors in {sum(int(r['sent']) for r in plain)} requests "
-                f"({unfinished} still in flight when their cell ended, cancelled, not errors)",
-                "value": errors,
-                "met": errors == 0,
-            }
-        )
+    if not plain:
+        return None
+    errors = sum(int(r["errors"]) for r in plain)
+    unfinished = sum(int(r["unfinished"]) for r in plain)
+    top = max(int(r["concurrency"]) for r in plain)
+    return {
+        "goal": f"no errors at any concurrency up to {top} (default settings)",
+        "measured": f"{errors} errors in {sum(int(r['sent']) for r in plain)} requests "
+        f"({unfinished} still in flight when their cell ended, cancelled, not errors)",
+        "value": errors,
+        "met": errors == 0,
+    }
+
+
+def _queue_goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     over = [r for r in rows if str(r["settings"]).startswith("GANSERVE_MAX_QUEUE")]
-    if over:
-        n503 = sum(int(r["errors_503_retry_after"]) for r in over)
-        bad = sum(
-            int(r["errors_503_no_retry_after"])
-            + int(r["errors_timeout"])
-            + int(r["errors_5xx"])
-            + int(r["errors_other"])
-            for r in over
-        )
-        out.append(
-            {
-                "goal": "beyond the queue bound: 503 with Retry-After, no timeouts or 500s",
-                "measured": f"{over[0]['settings']}, concurrency {over[0]['concurrency']}: "
-                f"{n503} x 503 with Retry-After, {bad} other errors",
-                "value": bad,
-                "met": n503 > 0 and bad == 0,
-            }
-        )
-    return out
+    if not over:
+        return None
+    n503 = sum(int(r["errors_503_retry_after"]) for r in over)
+    bad = sum(
+        int(r["errors_503_no_retry_after"])
+        + int(r["errors_timeout"])
+        + int(r["errors_5xx"])
+        + int(r["errors_other"])
+        for r in over
+    )
+    return {
+        "goal": "beyond the queue bound: 503 with Retry-After, no timeouts or 500s",
+        "measured": f"{over[0]['settings']}, concurrency {over[0]['concurrency']}: "
+        f"{n503} x 503 with Retry-After, {bad} other errors",
+        "value": bad,
+        "met": n503 > 0 and bad == 0,
+    }
+
+
+def goals(rows: list[dict[str, Any]], config: Config) -> list[dict[str, Any]]:
+    """Each goal: the per-round ratios measured back to back, their median, and whether it holds."""
+    c = config.goal_concurrency
+    grid = paired_rounds(rows, 64, c)
+    found = [
+        _ratio_goal(
+            paired_rounds(rows, 1, c),
+            "naive",
+            f"1-image requests, concurrency {c}: ganserve images/s >= 3x naive",
+            3,
+            lambda x: f"{x:.2f}x",
+        ),
+        _ratio_goal(
+            grid,
+            "in-process",
+            f"64-image requests, concurrency {c}: ganserve >= 85% of the in-process "
+            "limit (its best batch size)",
+            0.85,
+            lambda x: f"{x:.0%}",
+        ),
+        _tail_goal(grid, c),
+        _errors_goal(rows),
+        _queue_goal(rows),
+    ]
+    return [g for g in found if g is not None]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ganserve_client import Client
 
+from ganserve.card import ModelCard
 from ganserve.sections import write_section
 from training.quality_table import display_order
 
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             names = [m.name for m in models]
             print("serving:", ", ".join(names))
             # one grid per shipped model, and the tables that show them
-            order = [card["name"] for card in display_order(info.card for info in models)]
+            cards = (ModelCard.from_dict(info.card) for info in models)
+            order = [card.name for card in display_order(cards)]
             write_section(
                 ROOT / "README.md", "model-grids", grid_table(order, 4, "docs/images/", 150)
             )

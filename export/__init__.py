@@ -1,7 +1,7 @@
 """Export: training checkpoints -> ONNX generators with model cards, checked for parity.
 
     export_checkpoint(checkpoint, name, out_dir) -> out_dir/<name>/{model.onnx, card.json}
-    verify_model_dir(out_dir/<name>) -> the card, after checking model.onnx's sha256
+    verify_card(out_dir/<name>) -> its ganserve.card.ModelCard, after checking model.onnx's sha256
 
 The graph contract (``../shared/docs/architecture.md``, "The model contract"):
 input ``z`` float32 [batch, latent_dim] (+ ``label`` int64 [batch] when
@@ -16,6 +16,7 @@ from export.card import (
     read_metadata,
     sha256_file,
     update_quality,
+    verify_card,
     verify_model_dir,
 )
 from export.core import FORMATS, export_checkpoint
@@ -34,5 +35,6 @@ __all__ = [
     "read_metadata",
     "sha256_file",
     "update_quality",
+    "verify_card",
     "verify_model_dir",
 ]

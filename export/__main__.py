@@ -30,12 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         target = export_checkpoint(
-            args.checkpoint,
-            args.name,
-            args.out,
-            force=args.force,
-            fp16=args.fp16,
-            fmt=args.format,
+            args.checkpoint, args.name, args.out, force=args.force, fp16=args.fp16, fmt=args.format
         )
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -46,10 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from export.card import read_card
 
     card = read_card(target)
-    parity = card["parity"]
+    parity = card.parity or {}
     print(
-        f"wrote {target} ({card['architecture']}, {card['precision']}, "
-        f"image {'x'.join(map(str, card['image_shape']))}); parity at batch "
+        f"wrote {target} ({card.architecture}, {card.precision}, "
+        f"image {'x'.join(map(str, card.image_shape or ()))}); parity at batch "
         f"{'/'.join(map(str, parity['batch_sizes']))}: float max |diff| "
         f"{parity['float_max_abs_diff']:.2e}, uint8 max |diff| {parity['uint8_max_abs_diff']}"
     )

@@ -1,34 +1,12 @@
-"""Model cards: ``card.json`` beside ``model.onnx``, the same facts in the ONNX metadata_props.
+"""Model cards on the export side: ``card.json`` beside the graph, the same facts in its metadata.
 
-A card is one JSON object (``CARD_FORMAT``)::
-
-    format            "ganserve-card/1"
-    name              the model's name (its directory)
-    architecture      registered architecture (training.networks)
-    conditional       true when the graph takes a ``label`` input
-    loss, dataset     training loss name; data set name
-    latent_dim        size of ``z``
-    num_classes       classes of the data set (the label range for conditional models), or null
-    class_names       list of names, or null
-    image_shape       [H, W, C] of the ``image`` output
-    precision         "float32" or "float16" (arithmetic inside the graph; I/O types never change)
-    epochs, step      training progress of the checkpoint (step may be null)
-    options           the training options
-    training          {"command", "device", "images_per_second", "train_seconds"} or null
-    parity            export parity figures (see export.parity.ParityReport.summary)
-    quality           FID and how it was measured, or null until the evaluation fills it
-                      (``training.evaluate --write-card`` fills card.json only, so model.onnx
-                      and its sha256 never change after export; ``update_quality`` also
-                      rewrites the metadata_props)
-    inputs, outputs   [{"name", "dtype", "shape"}] of the graph ("batch" is the dynamic axis)
-    opset             ONNX opset of the graph
-    model_file        path of the graph relative to the card ("model.onnx", "1/model.onnx")
-    sha256            hex sha256 of the graph file's bytes (card only)
-    ganserve_version, git_commit, created, exporter
-
-In ``model.onnx`` every card field but ``sha256`` is a metadata_props entry
-whose value is the field's JSON encoding, as the card was at export (or at the
-last ``update_quality``); card.json is the one the service and the tools read.
+The card's fields and format are ``ganserve.card.ModelCard`` (every stage reads
+it there). In ``model.onnx`` every card field but ``sha256`` is a metadata_props
+entry whose value is the field's JSON encoding, as the card was at export (or
+at the last ``update_quality``); card.json is the one the service and the tools
+read. ``training.evaluate --write-card`` fills card.json only, so model.onnx and
+its sha256 never change after export; ``update_quality`` also rewrites the
+metadata_props.
 """
 
 from __future__ import annotations
@@ -41,8 +19,20 @@ from typing import Any
 
 import onnx
 
-CARD_FORMAT = "ganserve-card/1"
-CARD_FILE = "card.json"
+from ganserve.card import CARD_FILE, CARD_FORMAT, CardError, CardMissing, ModelCard, Quality
+
+__all__ = [
+    "CARD_FILE",
+    "CARD_FORMAT",
+    "ExportError",
+    "read_card",
+    "read_metadata",
+    "set_metadata",
+    "sha256_file",
+    "update_quality",
+    "verify_card",
+    "verify_model_dir",
+]
 
 
 class ExportError(RuntimeError):
@@ -50,23 +40,20 @@ class ExportError(RuntimeError):
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def set_metadata(model: onnx.ModelProto, card: dict[str, Any]) -> None:
+def set_metadata(model: onnx.ModelProto, card: ModelCard) -> None:
     """Write every card field except ``sha256`` into ``model.metadata_props`` (JSON values)."""
     del model.metadata_props[:]
-    for key, value in card.items():
+    for key, value in card.to_dict().items():
         if key == "sha256":
             continue
         entry = model.metadata_props.add()
         entry.key = key
         entry.value = json.dumps(value, sort_keys=True)
-    model.doc_string = f"ganserve generator {card.get('name')} ({card.get('architecture')})"
+    model.doc_string = f"ganserve generator {card.name} ({card.architecture})"
 
 
 def read_metadata(model_or_path: onnx.ModelProto | str | os.PathLike[str]) -> dict[str, Any]:
@@ -78,55 +65,50 @@ def read_metadata(model_or_path: onnx.ModelProto | str | os.PathLike[str]) -> di
     return {p.key: json.loads(p.value) for p in model.metadata_props}
 
 
-def read_card(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    path = Path(model_dir) / CARD_FILE
-    if not path.is_file():
-        raise ExportError(f"{model_dir} has no {CARD_FILE}")
+def read_card(model_dir: str | os.PathLike[str]) -> ModelCard:
+    """The card of a directory export wrote; ``ExportError`` when it is missing or not one."""
     try:
-        card = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ExportError(f"{path} is not valid JSON ({type(exc).__name__})") from None
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
-        raise ExportError(f"{path} is not a ganserve model card (expected format {CARD_FORMAT})")
+        card = ModelCard.load(model_dir)
+    except CardMissing:
+        raise ExportError(f"{model_dir} has no {CARD_FILE}") from None
+    except CardError as exc:
+        raise ExportError(str(exc)) from None
+    if card.format != CARD_FORMAT:
+        expected = f"expected format {CARD_FORMAT}"
+        raise ExportError(f"{card.path} is not a ganserve model card ({expected})")
     return card
 
 
-def verify_model_dir(path: str | os.PathLike[str]) -> dict[str, Any]:
+def verify_card(path: str | os.PathLike[str]) -> ModelCard:
     """Read ``card.json`` and check the sha256 of its graph file; return the card."""
-    model_dir = Path(path)
-    card = read_card(model_dir)
-    model_file = model_dir / str(card.get("model_file", "model.onnx"))
+    card = read_card(path)
+    model_file = card.model_path()
     if not model_file.is_file():
         raise ExportError(f"{model_file} is missing")
-    expected = card.get("sha256")
     actual = sha256_file(model_file)
-    if actual != expected:
+    if actual != card.sha256:
         raise ExportError(
             f"{model_file} does not match its card: sha256 {actual[:12]}..., "
-            f"card says {str(expected)[:12]}..."
+            f"card says {str(card.sha256)[:12]}..."
         )
     return card
 
 
-def write_card(model_dir: Path, card: dict[str, Any]) -> Path:
-    path = model_dir / CARD_FILE
-    path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
-    return path
+def verify_model_dir(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """``verify_card``, as the card's JSON object."""
+    return verify_card(path).to_dict()
 
 
 def update_quality(path: str | os.PathLike[str], quality: dict[str, Any] | None) -> dict[str, Any]:
     """Set the card's ``quality`` (card.json and metadata_props), re-hash, replace atomically."""
-    model_dir = Path(path)
-    card = verify_model_dir(model_dir)
-    model_file = model_dir / card.get("model_file", "model.onnx")
+    card = verify_card(Path(path))
+    model_file = card.model_path()
     model = onnx.load(os.fspath(model_file))
-    card["quality"] = quality
+    card.quality = None if quality is None else Quality.from_dict(quality)
     set_metadata(model, card)
     tmp_model = model_file.with_name(model_file.name + ".tmp")
     tmp_model.write_bytes(model.SerializeToString())
-    card["sha256"] = sha256_file(tmp_model)
-    tmp_card = model_dir / (CARD_FILE + ".tmp")
-    tmp_card.write_text(json.dumps(card, indent=2) + "\n")
+    card.sha256 = sha256_file(tmp_model)
     os.replace(tmp_model, model_file)
-    os.replace(tmp_card, model_dir / CARD_FILE)
-    return card
+    card.save()
+    return card.to_dict()

@@ -19,11 +19,12 @@ import onnxruntime as ort
 import torch
 
 import ganserve
-from export.card import CARD_FORMAT, ExportError, set_metadata, sha256_file, write_card
+from export.card import ExportError, set_metadata, sha256_file
 from export.graph import ImageGenerator, drop_float_output, export_parity_graph, to_float16
 from export.parity import ParityReport, check_parity
 from export.specs import PARITY_BATCHES, PARITY_SEED, ExportSpec, get_spec
 from export.triton import triton_config
+from ganserve.card import ModelCard, Quality, TrainingRun
 from training.checkpoint import CheckpointError, load_checkpoint, load_generator
 
 FORMATS = ("ganserve", "triton")
@@ -52,28 +53,36 @@ def _created() -> str:
     return when.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _io(spec: ExportSpec, latent_dim: int, image_shape: list[int]) -> dict[str, list[Any]]:
+def _inputs(spec: ExportSpec, latent_dim: int) -> list[dict[str, Any]]:
     inputs: list[dict[str, Any]] = [
         {"name": "z", "dtype": "float32", "shape": ["batch", latent_dim]}
     ]
     if spec.conditional:
         inputs.append({"name": "label", "dtype": "int64", "shape": ["batch"]})
-    outputs = [{"name": "image", "dtype": "uint8", "shape": ["batch", *image_shape]}]
-    return {"inputs": inputs, "outputs": outputs}
+    return inputs
 
 
-def _training_stats(ckpt: dict[str, Any]) -> dict[str, Any] | None:
+def _training_stats(ckpt: dict[str, Any]) -> TrainingRun | None:
     stats = ckpt.get("stats")
     if not isinstance(stats, dict):
         return None
-    keys = ("command", "device", "images_per_second", "train_seconds")
-    out = {k: stats.get(k) for k in keys}
-    if out["command"] is None and ckpt.get("options"):
+    run = TrainingRun(
+        command=stats.get("command"),
+        device=stats.get("device"),
+        images_per_second=stats.get("images_per_second"),
+        train_seconds=stats.get("train_seconds"),
+    )
+    if run.command is None and ckpt.get("options"):
         from training.options import TrainOptions, command_line  # checkpoints from before "command"
 
         known = {k: v for k, v in ckpt["options"].items() if k in TrainOptions.__dataclass_fields__}
-        out["command"] = command_line(TrainOptions(**known))
-    return out
+        run.command = command_line(TrainOptions(**known))
+    return run
+
+
+def _json_safe(value: Any) -> Any:
+    """Paths, tuples and the like as the JSON values they print as."""
+    return json.loads(json.dumps(value, default=str))
 
 
 def _check_graph(model: onnx.ModelProto, what: str) -> None:
@@ -131,45 +140,46 @@ def build_card(
     *,
     fmt: str,
     quality: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """Every card field except ``sha256`` (see export.card)."""
+) -> ModelCard:
+    """Every card field except ``sha256`` (see ganserve.card)."""
     dataset = ckpt.get("dataset") or {}
     class_names = dataset.get("class_names")
     num_classes = dataset.get("num_classes") or None
     g_classes = ckpt.get("g_kwargs", {}).get("num_classes")
     if spec.conditional and g_classes:
         num_classes = int(g_classes)
-    return {
-        "format": CARD_FORMAT,
-        "name": name,
-        "architecture": ckpt["arch"],
-        "conditional": spec.conditional,
-        "loss": ckpt.get("loss"),
-        "dataset": dataset.get("name"),
-        "latent_dim": facts["latent_dim"],
-        "num_classes": num_classes,
-        "class_names": list(class_names) if class_names else None,
-        "image_shape": facts["image_shape"],
-        "precision": report.precision,
-        "epochs": ckpt.get("epoch"),
-        "step": ckpt.get("step"),
-        "options": ckpt.get("options") or {},
-        "training": _training_stats(ckpt),
-        "parity": report.summary(),
-        "quality": quality,
-        **_io(spec, facts["latent_dim"], facts["image_shape"]),
-        "opset": spec.opset,
-        "model_file": "1/model.onnx" if fmt == "triton" else "model.onnx",
-        "ganserve_version": ganserve.__version__,
-        "git_commit": git_commit(),
-        "created": _created(),
-        "exporter": {
+    h, w, c = facts["image_shape"]
+    return ModelCard(
+        name=name,
+        architecture=ckpt["arch"],
+        conditional=spec.conditional,
+        loss=ckpt.get("loss"),
+        dataset=dataset.get("name"),
+        latent_dim=facts["latent_dim"],
+        num_classes=num_classes,
+        class_names=[str(n) for n in class_names] if class_names else None,
+        image_shape=(h, w, c),
+        precision=report.precision,
+        epochs=ckpt.get("epoch"),
+        step=ckpt.get("step"),
+        options=_json_safe(ckpt.get("options") or {}),
+        training=_training_stats(ckpt),
+        parity=_json_safe(report.summary()),
+        quality=None if quality is None else Quality.from_dict(quality),
+        inputs=_inputs(spec, facts["latent_dim"]),
+        outputs=[{"name": "image", "dtype": "uint8", "shape": ["batch", h, w, c]}],
+        opset=spec.opset,
+        model_file="1/model.onnx" if fmt == "triton" else "model.onnx",
+        ganserve_version=ganserve.__version__,
+        git_commit=git_commit(),
+        created=_created(),
+        exporter={
             "torch": torch.__version__.split("+")[0],
             "onnx": onnx.__version__,
             "onnxruntime": ort.__version__,
             "numpy": np.__version__,
         },
-    }
+    )
 
 
 def _prepare_target(name: str, out_dir: Path, force: bool) -> Path:
@@ -217,7 +227,6 @@ def export_checkpoint(
 
     shipped, report, facts = _build(ckpt, spec, fp16)
     card = build_card(name, ckpt, spec, facts, report, fmt=fmt, quality=quality)
-    card = json.loads(json.dumps(card, default=str))  # paths, tuples... as JSON values
     set_metadata(shipped, card)
     shipped.producer_name = "ganserve"
     shipped.producer_version = ganserve.__version__
@@ -226,15 +235,15 @@ def export_checkpoint(
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out))
     try:
-        model_file = tmp / card["model_file"]
+        model_file = card.model_path(tmp)
         model_file.parent.mkdir(parents=True, exist_ok=True)
         model_file.write_bytes(data)
-        card["sha256"] = sha256_file(model_file)
+        card.sha256 = sha256_file(model_file)
         if fmt == "triton":
             (tmp / "config.pbtxt").write_text(
                 triton_config(name, spec, facts["latent_dim"], facts["image_shape"])
             )
-        write_card(tmp, card)
+        card.save(tmp)
         os.chmod(tmp, 0o755)
         _replace_dir(tmp, target)
     except BaseException:

@@ -6,27 +6,25 @@ Run it with ``python -m service`` or ``uvicorn --factory service.app:create_app`
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from fastapi import FastAPI, HTTPException, Request, status
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, HTTPException, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ganserve import __version__
 from service.config import Settings
+from service.exception_handlers import add_exception_handlers
 from service.imaging import ImageService
 from service.lifecycle import ModelLifecycle, new_batcher
 from service.metrics import Metrics, MetricsMiddleware
 from service.page import add_page
-from service.registry import ModelRefused, load_registry
+from service.registry import load_registry
 from service.routes import admin, health, images, models, v2
 
 logger = logging.getLogger("service")
@@ -78,36 +76,6 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
-
-
-def _json_safe(value: Any) -> Any:
-    """Replace non-finite floats (which JSON cannot carry) by their string form."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-async def validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """422 in FastAPI's shape, also when the offending input is NaN or infinite."""
-    assert isinstance(exc, RequestValidationError)
-    detail = _json_safe(jsonable_encoder(exc.errors()))
-    return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
-
-
-async def model_refused(request: Request, exc: Exception) -> JSONResponse:
-    """503 for a model that is in the models directory but refused, with the reason."""
-    assert isinstance(exc, ModelRefused)
-    return JSONResponse({"detail": exc.message}, status.HTTP_503_SERVICE_UNAVAILABLE)
-
-
-async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-    """500 with a plain message: no traceback reaches the client (the log has it)."""
-    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse({"detail": "internal server error"}, status.HTTP_500_INTERNAL_SERVER_ERROR)
 
 
 @asynccontextmanager
@@ -190,9 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v2.router)
     app.include_router(admin.router)
     add_page(app)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(ModelRefused, model_refused)
-    app.add_exception_handler(Exception, internal_error)
+    add_exception_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, own_limit_prefixes=(v2.PREFIX,)
     )

@@ -25,21 +25,22 @@ from typing import Any
 
 import numpy as np
 
+from service.errors import Unavailable
 from service.metrics import Metrics
 from service.registry import LoadedModel
 
 logger = logging.getLogger("service.batcher")
 
 
-class QueueFull(Exception):
+class QueueFull(Unavailable):
     """The model's queue is full; the client should retry after ``retry_after`` seconds."""
 
     def __init__(self, model: str, retry_after: int = 1) -> None:
-        super().__init__(f"model {model} is busy: its request queue is full; retry shortly")
-        self.retry_after = retry_after
+        message = f"model {model} is busy: its request queue is full; retry shortly"
+        super().__init__(message, retry_after)
 
 
-class BatcherStopped(Exception):
+class BatcherStopped(Unavailable):
     """The service is shutting down and runs no more requests."""
 
 

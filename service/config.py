@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ganserve.card import DEFAULT_DATASET
+
 
 class Settings(BaseSettings):
     """Everything the service can be told; each field is also ``GANSERVE_<FIELD>``."""
@@ -18,11 +20,12 @@ class Settings(BaseSettings):
 
     # Models
     models_dir: Path = Path("models")  # one <name>/model.onnx + <name>/card.json per model
-    # Unset defaults: the lowest card FID (then the name) among default_dataset's models,
-    # unconditional for default_model, conditional for default_conditional_model.
+    # Unset defaults: the best model by ganserve.card's rule (the lowest card FID, then the
+    # name, among default_dataset's models), unconditional for default_model, conditional
+    # for default_conditional_model.
     default_model: str | None = None
     default_conditional_model: str | None = None
-    default_dataset: str = "fashion-mnist"  # FIDs only compare within one data set
+    default_dataset: str = DEFAULT_DATASET  # FIDs only compare within one data set
     # Seconds between re-scans of models_dir (new, replaced and removed models); 0: off.
     model_poll_seconds: float = Field(default=0.0, ge=0)
 

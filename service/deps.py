@@ -27,17 +27,19 @@ bearer = HTTPBearer(
 
 async def get_settings(request: Request) -> Settings:
     """The app's settings."""
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 async def get_metrics(request: Request) -> Metrics:
     """The app's metrics."""
-    return request.app.state.metrics
+    metrics: Metrics = request.app.state.metrics
+    return metrics
 
 
 async def get_registry(request: Request) -> Registry:
     """The loaded models; 503 while they are still loading."""
-    registry = request.app.state.registry
+    registry: Registry | None = request.app.state.registry
     if registry is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the models are still loading")
     return registry
@@ -45,7 +47,7 @@ async def get_registry(request: Request) -> Registry:
 
 async def get_image_service(request: Request) -> ImageService:
     """What the image routes use: registry, batchers, limits and metrics together."""
-    service = request.app.state.images
+    service: ImageService | None = request.app.state.images
     if service is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the models are still loading")
     return service
@@ -53,7 +55,7 @@ async def get_image_service(request: Request) -> ImageService:
 
 async def get_lifecycle(request: Request) -> ModelLifecycle:
     """What reloads the models directory; 503 while the models are still loading."""
-    lifecycle = request.app.state.lifecycle
+    lifecycle: ModelLifecycle | None = request.app.state.lifecycle
     if lifecycle is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the models are still loading")
     return lifecycle

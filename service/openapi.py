@@ -24,7 +24,7 @@ def render(document: dict[str, Any]) -> str:
     """The document as YAML, keys in the app's order."""
     import yaml  # type: ignore[import-untyped]  # dev tool: PyYAML is in the dev extra
 
-    class Dumper(yaml.SafeDumper):
+    class Dumper(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML has no type information
         """Multi-line strings as literal blocks, so descriptions read as written."""
 
     def represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
@@ -32,7 +32,8 @@ def render(document: dict[str, Any]) -> str:
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
     Dumper.add_representer(str, represent_str)
-    return yaml.dump(document, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=100)
+    text: str = yaml.dump(document, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=100)
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,28 +11,26 @@ model is answered with that reason (``ModelRefused``). A folder with neither
 from __future__ import annotations
 
 import ctypes
-import functools
 import hashlib
-import json
 import logging
-import math
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort  # type: ignore[import-untyped]
 
+from ganserve.card import CARD_FILE, CardError, CardMissing, CardNotJSON, ModelCard, default_model
 from ganserve.latent import make_latents
 from service.config import Settings
+from service.errors import ModelNotFound, ModelRefused
 
 logger = logging.getLogger("service.registry")
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-REQUIRED_CARD_KEYS = ("name", "conditional", "latent_dim", "image_shape", "sha256")
+REQUIRED_CARD_FIELDS = ("conditional", "latent_dim", "image_shape", "sha256")
 
 # Whether a session could be created on CUDA in this process: asked once, because a
 # failed attempt costs time and logs ONNX Runtime's own error each time.
@@ -42,25 +40,6 @@ _cuda_lock = threading.Lock()
 
 class ModelError(Exception):
     """A model directory that cannot be served; the message says why."""
-
-
-class ModelNotFound(LookupError):
-    """No served model has the requested name (or none fits the request)."""
-
-    def __init__(self, message: str, available: list[str]) -> None:
-        super().__init__(message)
-        self.message = message
-        self.available = available
-
-
-class ModelRefused(Exception):
-    """The requested model is in the models directory but was refused; the message says why."""
-
-    def __init__(self, name: str, reason: str) -> None:
-        self.name = name
-        self.reason = reason
-        self.message = f"model {name!r} is not being served: {reason}"
-        super().__init__(self.message)
 
 
 # What a model directory's files were when they were read: (inode, size, mtime in ns)
@@ -115,7 +94,7 @@ class LoadedModel:
     """One servable generator: its card, its ORT session and the facts routes need."""
 
     name: str
-    card: dict[str, Any]
+    card: ModelCard
     session: ort.InferenceSession
     provider: str  # the execution provider the session really runs on
     latent_dim: int
@@ -132,8 +111,10 @@ class LoadedModel:
             if labels is None:
                 raise ValueError(f"model {self.name} is conditional and needs labels")
             feeds["label"] = np.ascontiguousarray(labels, dtype=np.int64)
+        images: np.ndarray
         if not self.io_binding:
-            return self.session.run(["image"], feeds)[0]
+            images = self.session.run(["image"], feeds)[0]
+            return images
         # Explicit binding on CUDA: the inputs are copied to the device once and the
         # uint8 output is allocated directly in host memory.
         binding = self.session.io_binding()
@@ -141,7 +122,8 @@ class LoadedModel:
             binding.bind_cpu_input(name, value)
         binding.bind_output("image", "cpu")
         self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+        images = binding.copy_outputs_to_cpu()[0]
+        return images
 
 
 @dataclass
@@ -236,37 +218,34 @@ def create_session(model_bytes: bytes, settings: Settings) -> tuple[ort.Inferenc
     return session, session.get_providers()[0]
 
 
-def read_card(model_dir: Path) -> dict[str, Any]:
-    """The parsed card.json of a model directory, with its required keys checked."""
-    path = model_dir / "card.json"
+def read_card(model_dir: Path) -> ModelCard:
+    """The card of a model directory, with the fields the service needs checked."""
     try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError("card.json is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"card.json is not readable JSON ({exc})") from None
-    if not isinstance(card, dict):
-        raise ModelError("card.json is not a JSON object")
-    missing = [key for key in REQUIRED_CARD_KEYS if key not in card]
-    if missing:
-        raise ModelError(f"card.json lacks {', '.join(missing)}")
-    if card["name"] != model_dir.name:
-        raise ModelError(f"card names {card['name']!r} but the directory is {model_dir.name!r}")
+        card = ModelCard.load(model_dir)
+        card.require(*REQUIRED_CARD_FIELDS)
+    except CardMissing:
+        raise ModelError(f"{CARD_FILE} is missing") from None
+    except CardNotJSON as exc:
+        raise ModelError(f"{CARD_FILE} is not readable JSON ({exc.reason})") from None
+    except CardError as exc:
+        raise ModelError(f"{CARD_FILE} {exc.detail}") from None
+    if card.name != model_dir.name:
+        raise ModelError(f"card names {card.name!r} but the directory is {model_dir.name!r}")
     return card
 
 
-def _check_io(session: ort.InferenceSession, card: dict[str, Any]) -> None:
+def _check_io(session: ort.InferenceSession, conditional: bool, latent_dim: int) -> None:
     """Raise ModelError unless the graph has the contract's inputs and output."""
     inputs = {i.name: i for i in session.get_inputs()}
     outputs = {o.name: o for o in session.get_outputs()}
-    expected = {"z", "label"} if card["conditional"] else {"z"}
+    expected = {"z", "label"} if conditional else {"z"}
     if set(inputs) != expected:
         raise ModelError(
             f"model inputs are {sorted(inputs)}, expected {sorted(expected)} "
-            f"for a {'conditional' if card['conditional'] else 'unconditional'} model"
+            f"for a {'conditional' if conditional else 'unconditional'} model"
         )
     z = inputs["z"]
-    if z.type != "tensor(float)" or len(z.shape) != 2 or z.shape[1] != card["latent_dim"]:
+    if z.type != "tensor(float)" or len(z.shape) != 2 or z.shape[1] != latent_dim:
         raise ModelError(f"input z is {z.type} {z.shape}, expected float [batch, latent_dim]")
     if "label" in inputs and inputs["label"].type != "tensor(int64)":
         raise ModelError(f"input label is {inputs['label'].type}, expected int64")
@@ -277,49 +256,39 @@ def _check_io(session: ort.InferenceSession, card: dict[str, Any]) -> None:
 def load_model(model_dir: Path, settings: Settings) -> LoadedModel:
     """Check, load and warm up one model directory; raise ModelError when it cannot serve."""
     card = read_card(model_dir)
-    try:
-        model_bytes = (model_dir / "model.onnx").read_bytes()
-    except FileNotFoundError:
-        raise ModelError("model.onnx is missing") from None
-    except OSError as exc:
-        raise ModelError(f"model.onnx is not readable ({exc})") from None
-    digest = hashlib.sha256(model_bytes).hexdigest()
-    if digest != str(card["sha256"]).lower():
-        raise ModelError(f"sha256 of model.onnx is {digest}, the card says {card['sha256']}")
-    try:
-        latent_dim = int(card["latent_dim"])
-        shape = tuple(int(s) for s in card["image_shape"])
-        conditional = bool(card["conditional"])
-        num_classes = int(card.get("num_classes") or 0) if conditional else 0
-    except (TypeError, ValueError) as exc:
-        raise ModelError(f"card.json has a malformed field ({exc})") from None
-    if len(shape) != 3 or latent_dim < 1 or (conditional and num_classes < 1):
+    assert card.latent_dim is not None and card.image_shape is not None  # read_card requires them
+    conditional = bool(card.conditional)
+    num_classes = (card.num_classes or 0) if conditional else 0
+    if card.latent_dim < 1 or (conditional and num_classes < 1):
         raise ModelError(
-            "card.json needs image_shape [H, W, C], latent_dim >= 1"
-            " and, for a conditional model, num_classes >= 1"
+            "card.json needs latent_dim >= 1 and, for a conditional model, num_classes >= 1"
         )
-    class_names = card.get("class_names")
-    if class_names is not None and (
-        not isinstance(class_names, list) or not all(isinstance(c, str) for c in class_names)
-    ):
-        raise ModelError("card.json class_names is not a list of strings")
+    try:
+        model_bytes = card.model_path(model_dir).read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{card.model_file} is missing") from None
+    except OSError as exc:
+        raise ModelError(f"{card.model_file} is not readable ({exc})") from None
+    digest = hashlib.sha256(model_bytes).hexdigest()
+    if digest != str(card.sha256).lower():
+        raise ModelError(f"sha256 of {card.model_file} is {digest}, the card says {card.sha256}")
     try:
         session, provider = create_session(model_bytes, settings)
     except ModelError:
         raise
     except Exception as exc:  # ORT raises its own types for unreadable graphs
-        raise ModelError(f"ONNX Runtime cannot load model.onnx ({exc})") from None
-    _check_io(session, card)
+        raise ModelError(f"ONNX Runtime cannot load {card.model_file} ({exc})") from None
+    _check_io(session, conditional, card.latent_dim)
     model = LoadedModel(
         name=model_dir.name,
         card=card,
         session=session,
         provider=provider,
-        latent_dim=latent_dim,
+        latent_dim=card.latent_dim,
         conditional=conditional,
         num_classes=num_classes,
-        class_names=class_names,
-        image_shape=(shape[0], shape[1], shape[2]),
+        class_names=card.class_names,
+        image_shape=card.image_shape,
         io_binding=provider == CUDA and settings.cuda_io_binding,
     )
     if settings.warmup:
@@ -363,22 +332,10 @@ def warm_up(model: LoadedModel, max_batch: int) -> None:
             )
 
 
-def _quality_key(model: LoadedModel, dataset: str) -> tuple[bool, float, str]:
-    """Sort key: ``dataset``'s models first, then the card's FID (lower first), then the name.
-
-    FIDs of different data sets are not comparable (MNIST's are lower for any
-    model), so a model of another data set never wins on FID.
-    """
-    quality = model.card.get("quality")
-    fid = quality.get("fid") if isinstance(quality, dict) else None
-    value = float(fid) if isinstance(fid, int | float) and math.isfinite(fid) else math.inf
-    return model.card.get("dataset") != dataset, value, model.name
-
-
 def choose_defaults(registry: Registry, settings: Settings) -> None:
-    """Set the default models: the configured ones, else the best unconditional/conditional."""
+    """Set the default models: the configured ones, else the best by ``ganserve.card``'s rule."""
     models = registry.models
-    key = functools.partial(_quality_key, dataset=settings.default_dataset)
+    cards = [m.card for m in models.values()]
     for attr, conditional in (("default_model", False), ("default_conditional_model", True)):
         wanted = getattr(settings, attr)
         if wanted is not None and wanted in models:
@@ -389,10 +346,8 @@ def choose_defaults(registry: Registry, settings: Settings) -> None:
                 continue
         elif wanted is not None:
             logger.error("GANSERVE_%s=%s is not being served", attr.upper(), wanted)
-        candidates = sorted((m for m in models.values() if m.conditional == conditional), key=key)
-        if not conditional and not candidates:
-            candidates = sorted(models.values(), key=key)
-        setattr(registry, attr, candidates[0].name if candidates else None)
+        best = default_model(cards, conditional=conditional, dataset=settings.default_dataset)
+        setattr(registry, attr, None if best is None else best.name)
 
 
 def load_registry(settings: Settings) -> Registry:

@@ -69,7 +69,7 @@ class GenerateRequest(GridRequest):
 
 
 class ConditionalRequest(GridRequest):
-    """One row per label; column j uses the same latent in every row."""
+    """One row per label from a conditional model; column j uses the same latent in every row."""
 
     model_config = ConfigDict(
         json_schema_extra={

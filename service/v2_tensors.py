@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
@@ -217,7 +218,7 @@ def read_inputs(
 def wants_binary(request: InferenceRequest) -> bool:
     """Whether the image goes back as binary data; checks the outputs asked for."""
 
-    def flag(parameters: dict | None, key: str, default: bool) -> bool:
+    def flag(parameters: dict[str, Any] | None, key: str, default: bool) -> bool:
         value = (parameters or {}).get(key, default)
         if not isinstance(value, bool):
             raise ProtocolError(f"parameter {key} must be true or false, not {value!r}")
@@ -241,8 +242,8 @@ def encode_response(
     model: str, request_id: str | None, images: np.ndarray, binary: bool
 ) -> tuple[bytes, dict[str, str], str]:
     """The response body, its extra headers and its media type, for uint8 images."""
-    output: dict = {"name": OUTPUT, "datatype": "UINT8", "shape": list(images.shape)}
-    head: dict = {"model_name": model}
+    output: dict[str, Any] = {"name": OUTPUT, "datatype": "UINT8", "shape": list(images.shape)}
+    head: dict[str, Any] = {"model_name": model}
     if request_id is not None:
         head["id"] = request_id
     head["outputs"] = [output]

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from training.networks import build_generator, get_arch
+from training.networks import build_discriminator, build_generator, get_arch
 
 FORMAT = "ganserve-checkpoint/1"
 REQUIRED_KEYS = ("format", "arch", "g_kwargs", "d_kwargs", "G", "D", "epoch", "dataset", "loss")
@@ -47,6 +47,29 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
     torch.save(payload, tmp)
     os.replace(tmp, path)
     return path
+
+
+def untrained_checkpoint(
+    arch: str, *, dataset: dict[str, Any], seed: int = 0, **fields: Any
+) -> dict[str, Any]:
+    """The payload of freshly initialised (seeded) networks of ``arch``, for benchmarks and tests.
+
+    ``fields`` add to it or replace its defaults (epoch 0, step 0, no EMA, loss ``bce``).
+    """
+    torch.manual_seed(seed)
+    payload: dict[str, Any] = {
+        "arch": arch,
+        "g_kwargs": {},
+        "d_kwargs": {},
+        "G": build_generator(arch).state_dict(),
+        "D": build_discriminator(arch).state_dict(),
+        "G_ema": None,
+        "epoch": 0,
+        "step": 0,
+        "dataset": dataset,
+        "loss": "bce",
+    }
+    return {**payload, **fields}
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

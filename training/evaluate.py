@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shlex
 import sys
 import time
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ganserve import __version__
+from ganserve.card import CardError, ModelCard, Quality
 from training.metrics import METRICS, FeatureCache, MetricContext, resolve_metrics, run_metric
 from training.metrics.classifier import sha256_of
 from training.metrics.errors import MetricError
@@ -94,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_card_sha(gen: OnnxGenerator) -> str:
     """The card's sha256 must be that of model.onnx; returns it."""
-    recorded = gen.card.get("sha256")
-    if not isinstance(recorded, str) or not recorded:
+    recorded = gen.card.sha256
+    if not recorded:
         raise MetricError(f"{gen.card_path} has no sha256 of model.onnx; re-export the model")
     actual = sha256_of(gen.model_path)
     if actual != recorded:
@@ -109,13 +109,14 @@ def check_card_sha(gen: OnnxGenerator) -> str:
 def write_card_quality(gen: OnnxGenerator, report: dict[str, Any]) -> Path:
     """Merge the figures into card.json's ``quality`` (model.onnx is never written)."""
     check_card_sha(gen)
-    card = json.loads(gen.card_path.read_text())
-    quality = card.get("quality") if isinstance(card.get("quality"), dict) else {}
-    measured = quality.get("measured") if isinstance(quality.get("measured"), dict) else {}
-    protocol = quality.get("protocol") if isinstance(quality.get("protocol"), dict) else {}
+    try:
+        card = ModelCard.load(gen.card_path)  # as it is now, not as it was when the run began
+    except CardError as exc:
+        raise MetricError(str(exc)) from None
+    quality = card.quality or Quality()
     for name, entry in report["metrics"].items():
         quality.update(entry["results"])
-        measured[name] = {
+        quality.measured[name] = {
             "num_generated": report["num_gen"],
             "reference": report["reference"]["selection"] + f" of the {report['dataset']} "
             f"{report['reference']['split']} split",
@@ -124,15 +125,10 @@ def write_card_quality(gen: OnnxGenerator, report: dict[str, Any]) -> Path:
             "measured_at": report["timestamp"],
             "device": report["device"],
         }
-        protocol.update(entry["protocol"])
-    protocol["candidates"] = report["candidates"]
-    quality["measured"] = measured
-    quality["protocol"] = protocol
-    card["quality"] = quality
-    tmp = gen.card_path.with_name(f"card.json.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp, gen.card_path)
-    return gen.card_path
+        quality.protocol.update(entry["protocol"])
+    quality.protocol["candidates"] = report["candidates"]
+    card.quality = quality
+    return card.save()
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -156,6 +152,44 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _source(args: argparse.Namespace) -> tuple[Generator | None, str]:
+    """The generator to score (None for ``real``) and the data set it is scored against."""
+    if args.source == "real":
+        if not args.dataset:
+            raise MetricError("real needs --dataset (fashion-mnist or mnist)")
+        if args.write_card:
+            raise MetricError("--write-card needs a model dir, not real")
+        return None, get_dataset(args.dataset).name
+    gen = open_generator(args.source, args.device)
+    if args.write_card and not isinstance(gen, OnnxGenerator):
+        raise MetricError("--write-card needs a model dir (model.onnx + card.json)")
+    if args.write_card:
+        check_card_sha(gen)
+    if args.dataset:
+        dataset = get_dataset(args.dataset).name
+        if gen.dataset and get_dataset(gen.dataset).name != dataset:
+            raise MetricError(f"{args.source} was trained on {gen.dataset}, not {dataset}")
+        return gen, dataset
+    if gen.dataset:
+        return gen, get_dataset(gen.dataset).name
+    raise MetricError(f"{args.source} does not name its dataset; pass --dataset")
+
+
+def _run_metrics(ctx: MetricContext, names: list[str], log: Any) -> dict[str, Any]:
+    """Each metric's results, time and protocol."""
+    metrics: dict[str, Any] = {}
+    for name in names:
+        t0 = time.perf_counter()
+        results = run_metric(ctx, name)
+        metrics[name] = {
+            "results": {k: float(v) for k, v in results.items()},
+            "seconds": round(time.perf_counter() - t0, 2),
+            "protocol": ctx.protocol(name),
+        }
+        log(f"{name}: {results}")
+    return metrics
+
+
 def evaluate(args: argparse.Namespace, argv: list[str], log: Any) -> dict[str, Any]:
     """Everything but printing: validate, generate, score. Raises ``MetricError``."""
     from training.metrics.inception import resolve_device
@@ -163,39 +197,17 @@ def evaluate(args: argparse.Namespace, argv: list[str], log: Any) -> dict[str, A
     device = str(resolve_device(args.device))
     if args.num_gen < 2 or args.num_real < 2:
         raise MetricError("--num-gen and --num-real must be at least 2")
-    gen: Generator | None = None
-    if args.source == "real":
-        if not args.dataset:
-            raise MetricError("real needs --dataset (fashion-mnist or mnist)")
-        if args.write_card:
-            raise MetricError("--write-card needs a model dir, not real")
-        dataset = get_dataset(args.dataset).name
-        labelled = True
-    else:
-        gen = open_generator(args.source, args.device)
-        if args.write_card and not isinstance(gen, OnnxGenerator):
-            raise MetricError("--write-card needs a model dir (model.onnx + card.json)")
-        if args.write_card:
-            check_card_sha(gen)
-        if args.dataset:
-            dataset = get_dataset(args.dataset).name
-            if gen.dataset and get_dataset(gen.dataset).name != dataset:
-                raise MetricError(f"{args.source} was trained on {gen.dataset}, not {dataset}")
-        elif gen.dataset:
-            dataset = get_dataset(gen.dataset).name
-        else:
-            raise MetricError(f"{args.source} does not name its dataset; pass --dataset")
-        labelled = gen.conditional
+    gen, dataset = _source(args)
+    labelled = True if gen is None else gen.conditional
     names = resolve_metrics(args.metrics, labelled)
     if "pr" in names and min(args.num_gen, args.num_real) <= 3:
         raise MetricError("precision/recall (k=3) needs --num-gen and --num-real of at least 4")
 
-    if args.source == "real":
+    if gen is None:
         reference = load_split(dataset, args.data_dir, "train", args.num_real)
         candidates = load_split(dataset, args.data_dir, "test", args.num_gen)
         source_desc: dict[str, Any] = {"kind": "real", "dataset": dataset}
     else:
-        assert gen is not None
         reference = load_split(dataset, args.data_dir, "test", args.num_real)
         source_desc = gen.describe()
     cache = None if args.no_cache else FeatureCache(args.cache_dir or FeatureCache.default_dir())
@@ -228,16 +240,7 @@ def evaluate(args: argparse.Namespace, argv: list[str], log: Any) -> dict[str, A
 
     command = "python -m training.evaluate " + shlex.join(argv)
     timestamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    metrics: dict[str, Any] = {}
-    for name in names:
-        t0 = time.perf_counter()
-        results = run_metric(ctx, name)
-        metrics[name] = {
-            "results": {k: float(v) for k, v in results.items()},
-            "seconds": round(time.perf_counter() - t0, 2),
-            "protocol": ctx.protocol(name),
-        }
-        log(f"{name}: {results}")
+    metrics = _run_metrics(ctx, names, log)
     return {
         "source": source_desc,
         "dataset": dataset,

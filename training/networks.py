@@ -7,10 +7,10 @@ projection discriminator) is the stronger addition beside them.
 
 Every generator maps z [B, latent_dim] (and labels [B] when conditional) to
 images [B, C, H, W] in [-1, 1]. Every discriminator returns raw scores
-[B] (logits): the reports' final sigmoid is kept as a module (``.sigmoid``)
-and applied inside the BCE loss (``binary_cross_entropy_with_logits``, the
-same function computed stably); WGAN-GP and hinge use the raw score, as a
-critic without sigmoid. Networks do no I/O.
+[B] (logits): the reports' final sigmoid is part of the ``bce`` loss
+(``training.losses``: ``softplus`` of the scores, BCE of the sigmoid computed
+stably); mse, hinge and WGAN-GP use the raw score, as a critic without
+sigmoid. Networks do no I/O.
 """
 
 from __future__ import annotations
@@ -114,11 +114,7 @@ def init_dcgan_weights(net: nn.Module) -> None:
 
 
 class _Critic(nn.Module):
-    """Shared discriminator plumbing: ``sigmoid`` is applied by the BCE loss."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sigmoid = nn.Sigmoid()  # the reports' output layer; used via BCE-with-logits
+    """A discriminator: raw scores [B]; the ``bce`` loss applies the reports' sigmoid."""
 
 
 # --------------------------------------------------------------------------- 1. mlp-small

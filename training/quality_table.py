@@ -20,10 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ganserve.card import ModelCard, Quality, TrainingRun, best_model, fid_order
 from ganserve.sections import write_section
 from training.networks import ARCHITECTURES
 
@@ -47,20 +48,16 @@ COLUMNS = (
 )
 
 
-def _cell(quality: dict[str, Any], key: str, fmt: str) -> str:
-    value = quality.get(key)
+def _cell(figures: dict[str, Any], key: str, fmt: str) -> str:
+    value = figures.get(key)
     if not isinstance(value, int | float) or not math.isfinite(value):
         return "–"
     return fmt.format(value * 1000 if key == "kid" else value)
 
 
-def read_models(models_dir: Path) -> list[dict[str, Any]]:
-    cards = []
-    for path in sorted(models_dir.glob("*/card.json")):
-        card = json.loads(path.read_text())
-        card["quality"] = card.get("quality") if isinstance(card.get("quality"), dict) else {}
-        cards.append(card)
-    return cards
+def read_models(models_dir: Path) -> list[ModelCard]:
+    """Every model's card (``ganserve.card.CardError`` names a card that cannot be read)."""
+    return [ModelCard.load(path) for path in sorted(models_dir.glob("*/card.json"))]
 
 
 def read_floor(floors_dir: Path, dataset: str) -> dict[str, Any] | None:
@@ -73,15 +70,10 @@ def read_floor(floors_dir: Path, dataset: str) -> dict[str, Any] | None:
     return {"results": results, "command": report["command"]}
 
 
-def _fid_key(card: Mapping[str, Any]) -> tuple[float, str]:
-    fid = (card.get("quality") or {}).get("fid")
-    return (float(fid) if isinstance(fid, int | float) else math.inf), card["name"]
-
-
-def display_order(cards: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def display_order(cards: Iterable[ModelCard]) -> list[ModelCard]:
     """Cards in the pages' order: Fashion-MNIST, then MNIST, each by FID (unmeasured last)."""
     order = {name: i for i, name in enumerate(DATASETS)}
-    return sorted(cards, key=lambda c: (order.get(c.get("dataset"), len(order)), *_fid_key(c)))
+    return sorted(cards, key=lambda c: (order.get(str(c.dataset), len(order)), *fid_order(c)))
 
 
 def render(models_dir: Path, floors_dir: Path, commands_list: bool = True) -> str:
@@ -96,36 +88,32 @@ def render(models_dir: Path, floors_dir: Path, commands_list: bool = True) -> st
             cells = " | ".join(_cell(floor["results"], k, f) for k, _, f in COLUMNS)
             lines.append(f"| real test vs train (the floor) | {label} | | {cells} |")
             commands.append(f"- {label} floor: `{floor['command']}`")
-        for card in sorted((c for c in cards if c.get("dataset") == dataset), key=_fid_key):
-            q = card["quality"]
-            cells = " | ".join(_cell(q, k, f) for k, _, f in COLUMNS)
-            lines.append(f"| `{card['name']}` | {label} | {card.get('epochs', '')} | {cells} |")
+        for card in sorted((c for c in cards if c.dataset == dataset), key=fid_order):
+            cells = " | ".join(_cell(_figures(card), k, f) for k, _, f in COLUMNS)
+            epochs = "" if card.epochs is None else card.epochs
+            lines.append(f"| `{card.name}` | {label} | {epochs} | {cells} |")
         for conditional in (False, True):
-            group = [
-                c for c in cards if c.get("dataset") == dataset and c["conditional"] == conditional
-            ]
-            measured = [c for c in group if isinstance(c["quality"].get("fid"), int | float)]
+            group = [c for c in cards if c.dataset == dataset and c.conditional == conditional]
+            best = best_model((c for c in group if c.fid is not None), dataset=dataset)
             kind = "conditional" if conditional else "unconditional"
             goal = GOALS[(dataset, conditional)]
             want = f"FID <= {goal:g}"
             if conditional and dataset == "fashion-mnist":
                 want += f", conditional accuracy >= {ACCURACY_GOAL:.0%}"
-            if not measured:
+            if best is None or best.fid is None:
                 goals.append(f"| best {kind} {label} | {want} | not measured | – |")
                 continue
-            best = min(measured, key=_fid_key)
-            fid = best["quality"]["fid"]
-            met = fid <= goal
-            got = f"`{best['name']}`: FID {fid:.2f}"
+            met = best.fid <= goal
+            got = f"`{best.name}`: FID {best.fid:.2f}"
             if conditional and dataset == "fashion-mnist":
-                acc = best["quality"].get("conditional_accuracy")
-                if isinstance(acc, int | float):
+                acc = best.quality.figures.get("conditional_accuracy") if best.quality else None
+                if acc is not None:
                     got += f", accuracy {acc:.1%}"
                     met = met and acc >= ACCURACY_GOAL
             goals.append(f"| best {kind} {label} | {want} | {got} | {'yes' if met else '**no**'} |")
     for card in cards:
-        for metric, entry in sorted(card["quality"].get("measured", {}).items()):
-            commands.append(f"- `{card['name']}` {metric}: `{entry['command']}`")
+        for metric, entry in sorted((card.quality or Quality()).measured.items()):
+            commands.append(f"- `{card.name}` {metric}: `{entry['command']}`")
     tail = ["", "Commands (each model's are also in its card, `quality.measured`):", "", *commands]
     return "\n".join(
         [
@@ -139,11 +127,15 @@ def render(models_dir: Path, floors_dir: Path, commands_list: bool = True) -> st
     )
 
 
-def _architecture(card: Mapping[str, Any]) -> str:
-    arch = str(card.get("architecture", "?"))
+def _figures(card: ModelCard) -> dict[str, Any]:
+    return card.quality.to_dict() if card.quality else {}
+
+
+def _architecture(card: ModelCard) -> str:
+    arch = card.architecture or "?"
     spec = ARCHITECTURES.get(arch)
     text = f"`{arch}`" + (f" ({spec.report.split(' ')[0]})" if spec else "")
-    options = card.get("options") or {}
+    options = card.options or {}
     extras = [f"{k} {v}" for k, v in sorted((options.get("g_kwargs") or {}).items())]
     if options.get("spectral_norm"):
         extras.append("spectral norm in D")
@@ -159,24 +151,23 @@ def render_training(models_dir: Path) -> str:
         "|---|---|---|--:|--:|---|",
     ]
     for card in display_order(read_models(models_dir)):
-        options = card.get("options") or {}
-        training = card.get("training") or {}
-        done, planned = card.get("epochs"), options.get("epochs")
+        options = card.options or {}
+        training = card.training or TrainingRun()
+        done, planned = card.epochs, options.get("epochs")
         epochs = "–" if done is None else str(done)
-        if isinstance(planned, int) and isinstance(done, int) and done < planned:
+        if isinstance(planned, int) and done is not None and done < planned:
             epochs = f"{done} of {planned} (stopped)"
-        seconds, ips = training.get("train_seconds"), training.get("images_per_second")
         took = "–"
-        if isinstance(seconds, int | float):
-            took = f"{seconds:,.0f} s on {training.get('device', '?')}"
-            if isinstance(ips, int | float):
-                took += f", {ips:.0f} images/s"
-        command = f"`{training['command']}`" if training.get("command") else "–"
+        if training.train_seconds is not None:
+            took = f"{training.train_seconds:,.0f} s on {training.device or '?'}"
+            if training.images_per_second is not None:
+                took += f", {training.images_per_second:.0f} images/s"
+        command = f"`{training.command}`" if training.command else "–"
         if options.get("resume"):
             command += f", resumed from `{Path(str(options['resume'])).name}`"
-        data = DATASETS.get(str(card.get("dataset")), str(card.get("dataset")))
+        data = DATASETS.get(str(card.dataset), str(card.dataset))
         lines.append(
-            f"| `{card['name']}` | {_architecture(card)} | {data} | {epochs} | {took} | {command} |"
+            f"| `{card.name}` | {_architecture(card)} | {data} | {epochs} | {took} | {command} |"
         )
     return "\n".join(lines)
 

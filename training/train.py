@@ -48,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a GAN into a numbered run directory (checkpoints, samples, stats).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    _data_arguments(p.add_argument_group("what to train on"), d)
+    _loss_arguments(p.add_argument_group("loss and optimizer"), d)
+    _model_arguments(p.add_argument_group("networks"), d)
+    _run_arguments(p.add_argument_group("run"), d)
+    _metrics_arguments(p.add_argument_group("quality metrics while training"), d)
+    _output_arguments(p.add_argument_group("logging, resuming, inspecting"), d)
+    return p
+
+
+def _data_arguments(p: argparse._ArgumentGroup, d: TrainOptions) -> None:
     p.add_argument("--arch", default=d.arch, help=f"one of: {', '.join(ARCHITECTURES)}")
     p.add_argument("--dataset", default=d.dataset, help=f"one of: {', '.join(DATASET_CHOICES)}")
     p.add_argument(
@@ -69,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
+
+
+def _loss_arguments(p: argparse._ArgumentGroup, d: TrainOptions) -> None:
     p.add_argument(
         "--loss",
         default=None,
@@ -103,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.augment,
         help="DiffAugment policy for every image D sees: color,translation,cutout",
     )
+
+
+def _model_arguments(p: argparse._ArgumentGroup, d: TrainOptions) -> None:
     p.add_argument("--spectral-norm", action="store_true", help="spectral norm on every D layer")
     p.add_argument(
         "--ema", type=float, default=d.ema, help="EMA decay of G's weights, e.g. 0.999 (0: off)"
@@ -113,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dcgan-init", action="store_true", help="N(0, 0.02) weight init")
     p.add_argument("--g-kwargs", type=_kwargs, default={}, help="JSON constructor arguments for G")
     p.add_argument("--d-kwargs", type=_kwargs, default={}, help="JSON constructor arguments for D")
+
+
+def _run_arguments(p: argparse._ArgumentGroup, d: TrainOptions) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--sample-seed", type=int, default=d.sample_seed)
     p.add_argument("--device", default=d.device, help="auto (CUDA when present), cpu, cuda, cuda:N")
@@ -144,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="stop cleanly with a checkpoint after this many minutes (resume to continue)",
     )
+
+
+def _metrics_arguments(p: argparse._ArgumentGroup, d: TrainOptions) -> None:
     p.add_argument(
         "--metrics",
         default=d.metrics,
@@ -161,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.metrics_images,
         help="generated images per metric point",
     )
+
+
+def _output_arguments(p: argparse._ArgumentGroup, d: TrainOptions) -> None:
     p.add_argument(
         "--log-every", type=int, default=d.log_every, help="steps between stats.jsonl lines"
     )
@@ -175,7 +200,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--summary", action="store_true", help="print G and D with parameter counts, then stop"
     )
     p.add_argument("--dry-run", action="store_true", help="print the resolved options, then stop")
-    return p
 
 
 def options_from_args(args: argparse.Namespace, argv: list[str] | None = None) -> TrainOptions:

@@ -1,6 +1,6 @@
-"""What ``Client`` and ``AsyncClient`` share: configuration, request bodies, retry
-policy and response parsing. Nothing here does I/O, so the two clients differ only
-in how they send and wait.
+"""What ``Client`` and ``AsyncClient`` share: configuration, retry policy and
+response parsing (the endpoints are described in ``_endpoints``). Nothing here
+does I/O, so the two clients differ only in how they send and wait.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import math
 import os
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
-from urllib.parse import quote
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -39,129 +38,25 @@ from .errors import (
     APIStatusError,
     APITimeoutError,
     GanserveError,
+    status_error,
 )
 from .types import GridImage, ImageSet, ModelInfo, ModelList, SingleImage
 
-ImageFormat = Literal["png", "json"]
-Label = int | str
 TimeoutTypes = float | httpx.Timeout
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class RequestSpec:
-    """One API call, before it is sent."""
+class Request(Generic[T]):
+    """One API call, ready to send: what goes on the wire, this call's options, how to read it."""
 
     method: str
     path: str
+    read: Callable[[httpx.Response], T]
     json: dict[str, Any] | None = None
     accept: str = "application/json"
-
-
-def _drop_none(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Leave out unset fields so the service applies its own defaults."""
-    return {k: v for k, v in fields.items() if v is not None}
-
-
-def _image_spec(path: str, fields: Mapping[str, Any], format: ImageFormat) -> RequestSpec:
-    if format not in ("png", "json"):
-        raise GanserveError(f"format must be 'png' or 'json', got {format!r}")
-    body = _drop_none(fields)
-    if format == "json":
-        body["format"] = "json"
-    accept = "application/json" if format == "json" else "image/png"
-    return RequestSpec("POST", path, json=body, accept=accept)
-
-
-def generate_spec(
-    *,
-    model: str | None,
-    n: int | None,
-    seed: int | None,
-    columns: int | None,
-    scale: int | None,
-    padding: int | None,
-    format: ImageFormat,
-) -> RequestSpec:
-    fields = {
-        "model": model,
-        "n": n,
-        "seed": seed,
-        "columns": columns,
-        "scale": scale,
-        "padding": padding,
-    }
-    return _image_spec("/generate", fields, format)
-
-
-def _labels(labels: Label | Sequence[Label] | None) -> list[Label] | None:
-    if labels is None:
-        return None
-    if isinstance(labels, int | str):
-        return [labels]
-    return list(labels)
-
-
-def conditional_spec(
-    *,
-    labels: Label | Sequence[Label] | None,
-    model: str | None,
-    n: int | None,
-    seed: int | None,
-    columns: int | None,
-    scale: int | None,
-    padding: int | None,
-    format: ImageFormat,
-) -> RequestSpec:
-    fields = {
-        "model": model,
-        "labels": _labels(labels),
-        "n": n,
-        "seed": seed,
-        "columns": columns,
-        "scale": scale,
-        "padding": padding,
-    }
-    return _image_spec("/conditional", fields, format)
-
-
-def perturb_spec(
-    *,
-    model: str | None,
-    seed: int | None,
-    n: int | None,
-    dims: Sequence[int] | None,
-    values: Sequence[float] | None,
-    mode: str | None,
-    label: Label | None,
-    labels: Label | Sequence[Label] | None,
-    scale: int | None,
-    padding: int | None,
-    format: ImageFormat,
-) -> RequestSpec:
-    fields = {
-        "model": model,
-        "seed": seed,
-        "n": n,
-        "dims": None if dims is None else list(dims),
-        "values": None if values is None else list(values),
-        "mode": mode,
-        "label": label,
-        "labels": _labels(labels),
-        "scale": scale,
-        "padding": padding,
-    }
-    return _image_spec("/perturb", fields, format)
-
-
-def model_spec(name: str) -> RequestSpec:
-    if not name:
-        raise GanserveError("model name must not be empty")
-    return RequestSpec("GET", f"/models/{quote(name, safe='')}")
-
-
-MODELS_SPEC = RequestSpec("GET", "/models")
-HEALTH_SPEC = RequestSpec("GET", "/healthz")
-READY_SPEC = RequestSpec("GET", "/readyz")
+    timeout: TimeoutTypes | None = None
+    max_retries: int | None = None
 
 
 # -- retries -----------------------------------------------------------------
@@ -297,12 +192,6 @@ def parse_image_set(response: httpx.Response) -> ImageSet:
         ) from None
 
 
-def parse_images(response: httpx.Response, spec: RequestSpec) -> GridImage | ImageSet:
-    if spec.accept == "image/png":
-        return parse_grid(response)
-    return parse_image_set(response)
-
-
 def parse_models(response: httpx.Response) -> ModelList:
     body = _json_body(response)
     if isinstance(body, list):
@@ -338,20 +227,37 @@ def parse_health(response: httpx.Response) -> dict[str, Any]:
 # -- configuration -----------------------------------------------------------
 
 
-class BaseClient:
-    """Configuration shared by the sync and async clients."""
+HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
+TransportT = TypeVar("TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport)
+Sleep = Callable[[float], None]
+AsyncSleep = Callable[[float], Awaitable[None]]
+SleepT = TypeVar("SleepT", Sleep, AsyncSleep)
+
+
+class BaseClient(Generic[HttpT, TransportT, SleepT]):
+    """Configuration shared by the sync and async clients (see ``Client`` for the arguments).
+
+    A subclass says how to open its httpx client (``_open``) and how it waits
+    between attempts by default (``_default_sleep``).
+    """
 
     base_url: str
     api_key: str | None
     timeout: TimeoutTypes
     max_retries: int
+    _http: HttpT
+    _sleep: SleepT
 
-    def _configure(
+    def __init__(
         self,
-        base_url: str | None,
-        api_key: str | None,
-        timeout: TimeoutTypes | None,
-        max_retries: int | None,
+        base_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: TimeoutTypes | None = None,
+        max_retries: int | None = None,
+        http_client: HttpT | None = None,
+        transport: TransportT | None = None,
+        sleep: SleepT | None = None,
     ) -> None:
         url = base_url or os.environ.get(ENV_URL) or DEFAULT_BASE_URL
         url = url.strip().rstrip("/")
@@ -366,6 +272,17 @@ class BaseClient:
             raise GanserveError(f"max_retries must be >= 0, got {retries}")
         self.max_retries = retries
         self._rng = random.Random()
+        if http_client is not None and transport is not None:
+            raise GanserveError("pass either http_client or transport, not both")
+        self._owns_http = http_client is None
+        self._http = http_client if http_client is not None else self._open(transport)
+        self._sleep = sleep if sleep is not None else self._default_sleep()
+
+    def _open(self, transport: TransportT | None) -> HttpT:
+        raise NotImplementedError
+
+    def _default_sleep(self) -> SleepT:
+        raise NotImplementedError
 
     @property
     def default_headers(self) -> dict[str, str]:
@@ -374,11 +291,15 @@ class BaseClient:
             headers["Authorization"] = f"Bearer {self.api_key}"
         return headers
 
-    def _headers(self, spec: RequestSpec) -> dict[str, str]:
-        return {**self.default_headers, "Accept": spec.accept}
-
-    def _timeout(self, override: TimeoutTypes | None) -> TimeoutTypes:
-        return self.timeout if override is None else override
+    def _build(self, request: Request[Any]) -> httpx.Request:
+        """The HTTP request of an API call, with this client's URL, headers and timeout."""
+        return self._http.build_request(
+            request.method,
+            self.base_url + request.path,
+            json=request.json,
+            headers={**self.default_headers, "Accept": request.accept},
+            timeout=self.timeout if request.timeout is None else request.timeout,
+        )
 
     def _retries(self, override: int | None) -> int:
         if override is None:
@@ -386,6 +307,28 @@ class BaseClient:
         if override < 0:
             raise GanserveError(f"max_retries must be >= 0, got {override}")
         return override
+
+    def _outcome(
+        self,
+        sent: httpx.Request,
+        answer: httpx.Response | httpx.TransportError,
+        attempt: int,
+        retries: int,
+    ) -> httpx.Response | float:
+        """A successful response; else the seconds to wait before retrying, or the error raised.
+
+        ``attempt`` counts the retries done so far, out of ``retries``.
+        """
+        if isinstance(answer, httpx.Response):
+            if answer.is_success:
+                return answer
+            error: APIError = status_error(answer)
+            cause, response = None, answer
+        else:
+            error, cause, response = transport_error(answer, sent), answer, None
+        if attempt >= retries or not should_retry(error):
+            raise error from cause
+        return retry_delay(attempt, response, self._rng)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"

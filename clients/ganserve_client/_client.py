@@ -1,43 +1,32 @@
-"""``Client`` and ``AsyncClient``: one method per ganserve endpoint."""
+"""``Client`` and ``AsyncClient``: one method per ganserve endpoint.
+
+Each method's keywords and request come from ``_endpoints`` (one description
+per endpoint, shared by both; the image methods are written there once, in
+``ImageMethods``); the clients differ only in how they send, retry and wait.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
-from typing import Literal, Self, overload
+from collections.abc import Awaitable
+from typing import Any, Self, TypeVar, Unpack, cast
 
 import httpx
 
-from ._base import (
-    HEALTH_SPEC,
-    MODELS_SPEC,
-    READY_SPEC,
-    BaseClient,
-    ImageFormat,
-    Label,
-    RequestSpec,
-    TimeoutTypes,
-    conditional_spec,
-    generate_spec,
-    model_spec,
-    parse_health,
-    parse_images,
-    parse_model,
-    parse_models,
-    perturb_spec,
-    retry_delay,
-    should_retry,
-    transport_error,
-)
-from .errors import APIConnectionError, APIError, GanserveError, status_error
+from ._base import AsyncSleep, BaseClient, Request, Sleep, TimeoutTypes
+from ._endpoints import HEALTH, MODEL, MODELS, READY, Image, ImageMethods, RequestOptions
+from .errors import APIConnectionError, GanserveError, ServiceUnavailableError
 from .types import GridImage, ImageSet, ModelInfo, ModelList
 
 __all__ = ["AsyncClient", "Client"]
 
+T = TypeVar("T")
 
-class Client(BaseClient):
+
+class Client(
+    BaseClient[httpx.Client, httpx.BaseTransport, Sleep], ImageMethods[GridImage, ImageSet]
+):
     """Synchronous client for a ganserve service.
 
     ``base_url`` falls back to ``$GANSERVE_URL`` then ``http://127.0.0.1:8000``;
@@ -55,55 +44,30 @@ class Client(BaseClient):
             client.generate(n=16, seed=3).save("grid.png")
     """
 
-    def __init__(
-        self,
-        base_url: str | None = None,
-        *,
-        api_key: str | None = None,
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-        http_client: httpx.Client | None = None,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._configure(base_url, api_key, timeout, max_retries)
-        if http_client is not None and transport is not None:
-            raise GanserveError("pass either http_client or transport, not both")
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(transport=transport)
-        self._sleep = sleep
+    def _open(self, transport: httpx.BaseTransport | None) -> httpx.Client:
+        return httpx.Client(transport=transport)
 
-    # -- plumbing --------------------------------------------------------------
+    def _default_sleep(self) -> Sleep:
+        return time.sleep
 
-    def _send(
-        self, spec: RequestSpec, *, timeout: TimeoutTypes | None, max_retries: int | None
-    ) -> httpx.Response:
-        retries = self._retries(max_retries)
-        url = self.base_url + spec.path
+    def _call(self, request: Request[T]) -> T:
+        """Send the call, retrying as configured, and read the answer."""
+        retries = self._retries(request.max_retries)
         attempt = 0
         while True:
-            response: httpx.Response | None = None
-            request = self._http.build_request(
-                spec.method,
-                url,
-                json=spec.json,
-                headers=self._headers(spec),
-                timeout=self._timeout(timeout),
-            )
-            error: APIError
+            sent = self._build(request)
             try:
-                response = self._http.send(request)
+                answer: httpx.Response | httpx.TransportError = self._http.send(sent)
             except httpx.TransportError as exc:
-                error = transport_error(exc, request)
-                cause: BaseException | None = exc
-            else:
-                if response.is_success:
-                    return response
-                error, cause = status_error(response), None
-            if attempt >= retries or not should_retry(error):
-                raise error from cause
-            self._sleep(retry_delay(attempt, response, self._rng))
+                answer = exc
+            outcome = self._outcome(sent, answer, attempt, retries)
+            if isinstance(outcome, httpx.Response):
+                return request.read(outcome)
+            self._sleep(outcome)
             attempt += 1
+
+    def _images(self, request: Request[Image]) -> GridImage | ImageSet:
+        return self._call(request)
 
     def close(self) -> None:
         """Close the connection pool (unless it was passed in as ``http_client``)."""
@@ -113,248 +77,29 @@ class Client(BaseClient):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    # -- images ----------------------------------------------------------------
-
-    @overload
-    def generate(
-        self,
-        *,
-        model: str | None = ...,
-        n: int | None = ...,
-        seed: int | None = ...,
-        columns: int | None = ...,
-        scale: int | None = ...,
-        padding: int | None = ...,
-        format: Literal["png"] = ...,
-        timeout: TimeoutTypes | None = ...,
-        max_retries: int | None = ...,
-    ) -> GridImage: ...
-
-    @overload
-    def generate(
-        self,
-        *,
-        model: str | None = ...,
-        n: int | None = ...,
-        seed: int | None = ...,
-        columns: int | None = ...,
-        scale: int | None = ...,
-        padding: int | None = ...,
-        format: Literal["json"],
-        timeout: TimeoutTypes | None = ...,
-        max_retries: int | None = ...,
-    ) -> ImageSet: ...
-
-    def generate(
-        self,
-        *,
-        model: str | None = None,
-        n: int | None = None,
-        seed: int | None = None,
-        columns: int | None = None,
-        scale: int | None = None,
-        padding: int | None = None,
-        format: ImageFormat = "png",
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-    ) -> GridImage | ImageSet:
-        """A grid of ``n`` samples from ``model`` (default: the service's default model).
-
-        The same ``seed`` gives the same bytes; without one the service picks a
-        seed and reports it in the result's ``seed``. ``columns`` sets the grid
-        width, ``scale`` an integer upscaling, ``padding`` the pixels between
-        cells. ``format="json"`` returns an ``ImageSet`` of single images.
-        """
-        spec = generate_spec(
-            model=model,
-            n=n,
-            seed=seed,
-            columns=columns,
-            scale=scale,
-            padding=padding,
-            format=format,
-        )
-        return parse_images(self._send(spec, timeout=timeout, max_retries=max_retries), spec)
-
-    @overload
-    def conditional(
-        self,
-        labels: Label | Sequence[Label] | None = ...,
-        *,
-        model: str | None = ...,
-        n: int | None = ...,
-        seed: int | None = ...,
-        columns: int | None = ...,
-        scale: int | None = ...,
-        padding: int | None = ...,
-        format: Literal["png"] = ...,
-        timeout: TimeoutTypes | None = ...,
-        max_retries: int | None = ...,
-    ) -> GridImage: ...
-
-    @overload
-    def conditional(
-        self,
-        labels: Label | Sequence[Label] | None = ...,
-        *,
-        model: str | None = ...,
-        n: int | None = ...,
-        seed: int | None = ...,
-        columns: int | None = ...,
-        scale: int | None = ...,
-        padding: int | None = ...,
-        format: Literal["json"],
-        timeout: TimeoutTypes | None = ...,
-        max_retries: int | None = ...,
-    ) -> ImageSet: ...
-
-    def conditional(
-        self,
-        labels: Label | Sequence[Label] | None = None,
-        *,
-        model: str | None = None,
-        n: int | None = None,
-        seed: int | None = None,
-        columns: int | None = None,
-        scale: int | None = None,
-        padding: int | None = None,
-        format: ImageFormat = "png",
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-    ) -> GridImage | ImageSet:
-        """One row of ``n`` samples per label from a conditional model.
-
-        ``labels`` are class indices or names such as ``"Sneaker"`` (default:
-        every class). Column j uses the same latent in every row.
-        """
-        spec = conditional_spec(
-            labels=labels,
-            model=model,
-            n=n,
-            seed=seed,
-            columns=columns,
-            scale=scale,
-            padding=padding,
-            format=format,
-        )
-        return parse_images(self._send(spec, timeout=timeout, max_retries=max_retries), spec)
-
-    @overload
-    def perturb(
-        self,
-        *,
-        model: str | None = ...,
-        seed: int | None = ...,
-        n: int | None = ...,
-        dims: Sequence[int] | None = ...,
-        values: Sequence[float] | None = ...,
-        mode: str | None = ...,
-        label: Label | None = ...,
-        labels: Label | Sequence[Label] | None = ...,
-        scale: int | None = ...,
-        padding: int | None = ...,
-        format: Literal["png"] = ...,
-        timeout: TimeoutTypes | None = ...,
-        max_retries: int | None = ...,
-    ) -> GridImage: ...
-
-    @overload
-    def perturb(
-        self,
-        *,
-        model: str | None = ...,
-        seed: int | None = ...,
-        n: int | None = ...,
-        dims: Sequence[int] | None = ...,
-        values: Sequence[float] | None = ...,
-        mode: str | None = ...,
-        label: Label | None = ...,
-        labels: Label | Sequence[Label] | None = ...,
-        scale: int | None = ...,
-        padding: int | None = ...,
-        format: Literal["json"],
-        timeout: TimeoutTypes | None = ...,
-        max_retries: int | None = ...,
-    ) -> ImageSet: ...
-
-    def perturb(
-        self,
-        *,
-        model: str | None = None,
-        seed: int | None = None,
-        n: int | None = None,
-        dims: Sequence[int] | None = None,
-        values: Sequence[float] | None = None,
-        mode: str | None = None,
-        label: Label | None = None,
-        labels: Label | Sequence[Label] | None = None,
-        scale: int | None = None,
-        padding: int | None = None,
-        format: ImageFormat = "png",
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-    ) -> GridImage | ImageSet:
-        """Latent experiments: one row per (dim, value), one column per base sample.
-
-        ``mode`` is ``set`` (z[d] = v), ``add`` (+= v), ``scale`` (*= v), ``noise``
-        (+= v * seeded N(0, 1)) or ``label`` (conditional models: one row per class
-        in ``labels``, latents fixed). The service's defaults (n=8, dims 5, 20, 40,
-        60, 80, values -3, 0, 3, mode set) give the reports' 15 x 8 grid; with
-        ``add``, ``scale`` or ``noise`` and no dims each value applies to the whole
-        vector. ``label`` fixes the class of every cell on a conditional model.
-        """
-        spec = perturb_spec(
-            model=model,
-            seed=seed,
-            n=n,
-            dims=dims,
-            values=values,
-            mode=mode,
-            label=label,
-            labels=labels,
-            scale=scale,
-            padding=padding,
-            format=format,
-        )
-        return parse_images(self._send(spec, timeout=timeout, max_retries=max_retries), spec)
 
     # -- models and health -----------------------------------------------------
 
-    def models(
-        self, *, timeout: TimeoutTypes | None = None, max_retries: int | None = None
-    ) -> ModelList:
+    def models(self, **options: Unpack[RequestOptions]) -> ModelList:
         """Every served model's card, its execution provider, and the default model."""
-        return parse_models(self._send(MODELS_SPEC, timeout=timeout, max_retries=max_retries))
+        return self._call(MODELS.request(options))
 
-    def model(
-        self, name: str, *, timeout: TimeoutTypes | None = None, max_retries: int | None = None
-    ) -> ModelInfo:
+    def model(self, name: str, **options: Unpack[RequestOptions]) -> ModelInfo:
         """One model's card; ``NotFoundError`` when it is not served."""
-        spec = model_spec(name)
-        return parse_model(self._send(spec, timeout=timeout, max_retries=max_retries))
+        return self._call(MODEL.request(options, model=name))
 
-    def health(
-        self, *, timeout: TimeoutTypes | None = None, max_retries: int | None = None
-    ) -> dict[str, object]:
+    def health(self, **options: Unpack[RequestOptions]) -> dict[str, Any]:
         """``GET /healthz``: the process is up."""
-        return parse_health(self._send(HEALTH_SPEC, timeout=timeout, max_retries=max_retries))
+        return self._call(HEALTH.request(options))
 
     def ready(self, *, timeout: TimeoutTypes | None = None) -> bool:
         """``GET /readyz``: True once every model is loaded and warmed up (no retries)."""
         try:
-            self._send(READY_SPEC, timeout=timeout, max_retries=0)
-        except APIError as exc:
-            if getattr(exc, "status_code", None) == 503:
-                return False
-            raise
+            self._call(READY.request({"timeout": timeout, "max_retries": 0}))
+        except ServiceUnavailableError:
+            return False
         return True
 
     def wait_ready(self, timeout: float = 30.0, interval: float = 0.25) -> None:
@@ -374,7 +119,10 @@ class Client(BaseClient):
             self._sleep(interval)
 
 
-class AsyncClient(BaseClient):
+class AsyncClient(
+    BaseClient[httpx.AsyncClient, httpx.AsyncBaseTransport, AsyncSleep],
+    ImageMethods[Awaitable[GridImage], Awaitable[ImageSet]],
+):
     """The asynchronous twin of ``Client``: the same arguments, methods awaited.
 
     ::
@@ -383,53 +131,31 @@ class AsyncClient(BaseClient):
             grid = await client.generate(n=16, seed=3)
     """
 
-    def __init__(
-        self,
-        base_url: str | None = None,
-        *,
-        api_key: str | None = None,
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self._configure(base_url, api_key, timeout, max_retries)
-        if http_client is not None and transport is not None:
-            raise GanserveError("pass either http_client or transport, not both")
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(transport=transport)
-        self._sleep = sleep
+    def _open(self, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=transport)
 
-    async def _send(
-        self, spec: RequestSpec, *, timeout: TimeoutTypes | None, max_retries: int | None
-    ) -> httpx.Response:
-        retries = self._retries(max_retries)
-        url = self.base_url + spec.path
+    def _default_sleep(self) -> AsyncSleep:
+        return asyncio.sleep
+
+    async def _call(self, request: Request[T]) -> T:
+        """See ``Client._call``."""
+        retries = self._retries(request.max_retries)
         attempt = 0
         while True:
-            response: httpx.Response | None = None
-            request = self._http.build_request(
-                spec.method,
-                url,
-                json=spec.json,
-                headers=self._headers(spec),
-                timeout=self._timeout(timeout),
-            )
-            error: APIError
+            sent = self._build(request)
             try:
-                response = await self._http.send(request)
+                answer: httpx.Response | httpx.TransportError = await self._http.send(sent)
             except httpx.TransportError as exc:
-                error = transport_error(exc, request)
-                cause: BaseException | None = exc
-            else:
-                if response.is_success:
-                    return response
-                error, cause = status_error(response), None
-            if attempt >= retries or not should_retry(error):
-                raise error from cause
-            await self._sleep(retry_delay(attempt, response, self._rng))
+                answer = exc
+            outcome = self._outcome(sent, answer, attempt, retries)
+            if isinstance(outcome, httpx.Response):
+                return request.read(outcome)
+            await self._sleep(outcome)
             attempt += 1
+
+    def _images(self, request: Request[Image]) -> Awaitable[GridImage] | Awaitable[ImageSet]:
+        # The awaitable of either; the overloads of ImageMethods say which.
+        return cast(Awaitable[GridImage], self._call(request))
 
     async def close(self) -> None:
         """Close the connection pool (unless it was passed in as ``http_client``)."""
@@ -439,231 +165,27 @@ class AsyncClient(BaseClient):
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    @overload
-    async def generate(
-        self,
-        *,
-        model: str | None = ...,
-        n: int | None = ...,
-        seed: int | None = ...,
-        columns: int | None = ...,
-        scale: int | None = ...,
-        padding: int | None = ...,
-        format: Literal["png"] = ...,
-        timeout: TimeoutTypes | None = ...,
-        max_retries: int | None = ...,
-    ) -> GridImage: ...
-
-    @overload
-    async def generate(
-        self,
-        *,
-        model: str | None = ...,
-        n: int | None = ...,
-        seed: int | None = ...,
-        columns: int | None = ...,
-        scale: int | None = ...,
-        padding: int | None = ...,
-        format: Literal["json"],
-        timeout: TimeoutTypes | None = ...,
-        max_retries: int | None = ...,
-    ) -> ImageSet: ...
-
-    async def generate(
-        self,
-        *,
-        model: str | None = None,
-        n: int | None = None,
-        seed: int | None = None,
-        columns: int | None = None,
-        scale: int | None = None,
-        padding: int | None = None,
-        format: ImageFormat = "png",
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-    ) -> GridImage | ImageSet:
-        """See ``Client.generate``."""
-        spec = generate_spec(
-            model=model,
-            n=n,
-            seed=seed,
-            columns=columns,
-            scale=scale,
-            padding=padding,
-            format=format,
-        )
-        response = await self._send(spec, timeout=timeout, max_retries=max_retries)
-        return parse_images(response, spec)
-
-    @overload
-    async def conditional(
-        self,
-        labels: Label | Sequence[Label] | None = ...,
-        *,
-        model: str | None = ...,
-        n: int | None = ...,
-        seed: int | None = ...,
-        columns: int | None = ...,
-        scale: int | None = ...,
-        padding: int | None = ...,
-        format: Literal["png"] = ...,
-        timeout: TimeoutTypes | None = ...,
-        max_retries: int | None = ...,
-    ) -> GridImage: ...
-
-    @overload
-    async def conditional(
-        self,
-        labels: Label | Sequence[Label] | None = ...,
-        *,
-        model: str | None = ...,
-        n: int | None = ...,
-        seed: int | None = ...,
-        columns: int | None = ...,
-        scale: int | None = ...,
-        padding: int | None = ...,
-        format: Literal["json"],
-        timeout: TimeoutTypes | None = ...,
-        max_retries: int | None = ...,
-    ) -> ImageSet: ...
-
-    async def conditional(
-        self,
-        labels: Label | Sequence[Label] | None = None,
-        *,
-        model: str | None = None,
-        n: int | None = None,
-        seed: int | None = None,
-        columns: int | None = None,
-        scale: int | None = None,
-        padding: int | None = None,
-        format: ImageFormat = "png",
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-    ) -> GridImage | ImageSet:
-        """See ``Client.conditional``."""
-        spec = conditional_spec(
-            labels=labels,
-            model=model,
-            n=n,
-            seed=seed,
-            columns=columns,
-            scale=scale,
-            padding=padding,
-            format=format,
-        )
-        response = await self._send(spec, timeout=timeout, max_retries=max_retries)
-        return parse_images(response, spec)
-
-    @overload
-    async def perturb(
-        self,
-        *,
-        model: str | None = ...,
-        seed: int | None = ...,
-        n: int | None = ...,
-        dims: Sequence[int] | None = ...,
-        values: Sequence[float] | None = ...,
-        mode: str | None = ...,
-        label: Label | None = ...,
-        labels: Label | Sequence[Label] | None = ...,
-        scale: int | None = ...,
-        padding: int | None = ...,
-        format: Literal["png"] = ...,
-        timeout: TimeoutTypes | None = ...,
-        max_retries: int | None = ...,
-    ) -> GridImage: ...
-
-    @overload
-    async def perturb(
-        self,
-        *,
-        model: str | None = ...,
-        seed: int | None = ...,
-        n: int | None = ...,
-        dims: Sequence[int] | None = ...,
-        values: Sequence[float] | None = ...,
-        mode: str | None = ...,
-        label: Label | None = ...,
-        labels: Label | Sequence[Label] | None = ...,
-        scale: int | None = ...,
-        padding: int | None = ...,
-        format: Literal["json"],
-        timeout: TimeoutTypes | None = ...,
-        max_retries: int | None = ...,
-    ) -> ImageSet: ...
-
-    async def perturb(
-        self,
-        *,
-        model: str | None = None,
-        seed: int | None = None,
-        n: int | None = None,
-        dims: Sequence[int] | None = None,
-        values: Sequence[float] | None = None,
-        mode: str | None = None,
-        label: Label | None = None,
-        labels: Label | Sequence[Label] | None = None,
-        scale: int | None = None,
-        padding: int | None = None,
-        format: ImageFormat = "png",
-        timeout: TimeoutTypes | None = None,
-        max_retries: int | None = None,
-    ) -> GridImage | ImageSet:
-        """See ``Client.perturb``."""
-        spec = perturb_spec(
-            model=model,
-            seed=seed,
-            n=n,
-            dims=dims,
-            values=values,
-            mode=mode,
-            label=label,
-            labels=labels,
-            scale=scale,
-            padding=padding,
-            format=format,
-        )
-        response = await self._send(spec, timeout=timeout, max_retries=max_retries)
-        return parse_images(response, spec)
-
-    async def models(
-        self, *, timeout: TimeoutTypes | None = None, max_retries: int | None = None
-    ) -> ModelList:
+    async def models(self, **options: Unpack[RequestOptions]) -> ModelList:
         """See ``Client.models``."""
-        response = await self._send(MODELS_SPEC, timeout=timeout, max_retries=max_retries)
-        return parse_models(response)
+        return await self._call(MODELS.request(options))
 
-    async def model(
-        self, name: str, *, timeout: TimeoutTypes | None = None, max_retries: int | None = None
-    ) -> ModelInfo:
+    async def model(self, name: str, **options: Unpack[RequestOptions]) -> ModelInfo:
         """See ``Client.model``."""
-        spec = model_spec(name)
-        return parse_model(await self._send(spec, timeout=timeout, max_retries=max_retries))
+        return await self._call(MODEL.request(options, model=name))
 
-    async def health(
-        self, *, timeout: TimeoutTypes | None = None, max_retries: int | None = None
-    ) -> dict[str, object]:
+    async def health(self, **options: Unpack[RequestOptions]) -> dict[str, Any]:
         """See ``Client.health``."""
-        response = await self._send(HEALTH_SPEC, timeout=timeout, max_retries=max_retries)
-        return parse_health(response)
+        return await self._call(HEALTH.request(options))
 
     async def ready(self, *, timeout: TimeoutTypes | None = None) -> bool:
         """See ``Client.ready``."""
         try:
-            await self._send(READY_SPEC, timeout=timeout, max_retries=0)
-        except APIError as exc:
-            if getattr(exc, "status_code", None) == 503:
-                return False
-            raise
+            await self._call(READY.request({"timeout": timeout, "max_retries": 0}))
+        except ServiceUnavailableError:
+            return False
         return True
 
     async def wait_ready(self, timeout: float = 30.0, interval: float = 0.25) -> None:

@@ -17,12 +17,15 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from ._client import Client
 from ._constants import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, ENV_API_KEY, ENV_URL, VERSION
+from ._endpoints import CONDITIONAL, GENERATE, PERTURB, ImageEndpoint
 from .errors import GanserveError
 from .types import GridImage, ModelInfo
+
+T = TypeVar("T")
 
 EXIT_SERVICE_ERROR = 1
 EXIT_USAGE = 2
@@ -39,22 +42,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(part) for part in _split(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
+def _list_of(convert: Callable[[str], T], what: str) -> Callable[[str], list[T]]:
+    """An argparse type: comma-separated ``what``, each read by ``convert``."""
+
+    def parse(text: str) -> list[T]:
+        try:
+            return [convert(part) for part in _split(text)]
+        except ValueError:
+            message = f"expected comma-separated {what}, got {text!r}"
+            raise argparse.ArgumentTypeError(message) from None
+
+    return parse
 
 
-def _float_list(text: str) -> list[float]:
-    try:
-        return [float(part) for part in _split(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, got {text!r}"
-        ) from None
+_int_list = _list_of(int, "integers")
+_float_list = _list_of(float, "numbers")
 
 
 def _label(text: str) -> int | str:
@@ -237,40 +239,19 @@ def _run(args: argparse.Namespace, client: Client, out: Callable[[str], None]) -
         return 0 if ready else EXIT_SERVICE_ERROR
     image: GridImage
     if command == "generate":
-        image = client.generate(
-            model=args.model,
-            n=args.n,
-            seed=args.seed,
-            columns=args.columns,
-            scale=args.scale,
-            padding=args.padding,
-        )
+        image = client.generate(**_fields(args, GENERATE))
     elif command == "conditional":
-        image = client.conditional(
-            args.labels,
-            model=args.model,
-            n=args.n,
-            seed=args.seed,
-            columns=args.columns,
-            scale=args.scale,
-            padding=args.padding,
-        )
+        image = client.conditional(**_fields(args, CONDITIONAL))
     else:
-        image = client.perturb(
-            model=args.model,
-            seed=args.seed,
-            n=args.n,
-            dims=args.dims,
-            values=args.values,
-            mode=args.mode,
-            label=args.label,
-            labels=args.labels,
-            scale=args.scale,
-            padding=args.padding,
-        )
+        image = client.perturb(**_fields(args, PERTURB))
     message = _write_image(image, args.output)
     (_stderr if args.output == "-" else out)(message)
     return 0
+
+
+def _fields(args: argparse.Namespace, endpoint: ImageEndpoint) -> dict[str, Any]:
+    """The endpoint's fields among the command's options (the connection's are the client's)."""
+    return {k: getattr(args, k) for k in endpoint.fields if hasattr(args, k)}
 
 
 def _stderr(message: str) -> None:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
 __all__ = ["GridImage", "ImageSet", "ModelInfo", "ModelList", "SingleImage"]
+
+T = TypeVar("T")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -148,11 +150,14 @@ class ModelInfo:
     def name(self) -> str:
         return str(self.data.get("name", ""))
 
+    def _get(self, key: str, convert: Callable[[Any], T]) -> T | None:
+        value = self.data.get(key)
+        return None if value is None else convert(value)
+
     @property
     def provider(self) -> str | None:
         """The ONNX Runtime execution provider serving it (CUDA or CPU)."""
-        value = self.data.get("provider")
-        return None if value is None else str(value)
+        return self._get("provider", str)
 
     @property
     def conditional(self) -> bool:
@@ -161,8 +166,7 @@ class ModelInfo:
 
     @property
     def latent_dim(self) -> int | None:
-        value = self.data.get("latent_dim")
-        return None if value is None else int(value)
+        return self._get("latent_dim", int)
 
     @property
     def num_classes(self) -> int:

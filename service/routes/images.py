@@ -1,17 +1,28 @@
-"""Image grids: /generate, /conditional and /perturb, by POST (JSON) or GET (query)."""
+"""Image grids: /generate, /conditional and /perturb, by POST (JSON) or GET (query).
+
+One handler serves them all, by either method: it asks ``service.planner``
+for the request's plan and ``ImageService`` for the response. Errors
+propagate as domain errors (``service.errors``), which the app answers with
+404, 422 or 503.
+"""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import Response
 
 from service.deps import ImageServiceDep, require_api_key
+from service.imaging import ImageService
+from service.planner import plan
 from service.schemas import (
     ConditionalRequest,
     ErrorResponse,
     GenerateRequest,
+    GridRequest,
     ImagesResponse,
     PerturbRequest,
 )
@@ -43,55 +54,53 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-# POST bodies may be empty: every field has a default.
-NO_GENERATE = GenerateRequest()
-NO_CONDITIONAL = ConditionalRequest()
-NO_PERTURB = PerturbRequest()
+KEYWORD = inspect.Parameter.KEYWORD_ONLY
 
 
-@router.post("/generate", response_class=Response, responses=RESPONSES)
-async def generate_images(
-    images: ImageServiceDep, body: Annotated[GenerateRequest, Body()] = NO_GENERATE
-) -> Response:
-    """Generate a grid of n images from one seed."""
-    return await images.respond(images.plan_generate(body, "body"), body)
+async def draw_images(images: ImageService, req: GridRequest) -> Response:
+    """The one image handler: the request's plan, drawn and encoded."""
+    return await images.respond(plan(req, images.registry, images.settings), req)
 
 
-@router.get("/generate", response_class=Response, responses=RESPONSES)
-async def generate_images_by_query(
-    images: ImageServiceDep, query: Annotated[GenerateRequest, Query()]
-) -> Response:
-    """Generate a grid of n images from one seed (query parameters, e.g. for an img tag)."""
-    return await images.respond(images.plan_generate(query, "query"), query)
+def add_image_endpoint(path: str, name: str, request_type: type[GridRequest]) -> None:
+    """Serve ``path`` with ``draw_images``: by POST (a JSON body) and GET (query parameters).
+
+    POST is named ``name`` and GET ``<name>_by_query``; both are described by
+    the request type's docstring. A POST body may be empty: every field has a
+    default.
+    """
+    # request_type is a class known at run time only, hence the ignores.
+    body = Annotated[request_type, Body()]  # type: ignore[valid-type]
+    query = Annotated[request_type, Query()]  # type: ignore[valid-type]
+    for method, operation, request in (
+        ("POST", name, inspect.Parameter("body", KEYWORD, annotation=body, default=request_type())),
+        ("GET", f"{name}_by_query", inspect.Parameter("query", KEYWORD, annotation=query)),
+    ):
+        router.add_api_route(
+            path,
+            _endpoint(request),
+            methods=[method],
+            name=operation,
+            description=inspect.getdoc(request_type),
+            response_class=Response,
+            responses=RESPONSES,
+        )
 
 
-@router.post("/conditional", response_class=Response, responses=RESPONSES)
-async def generate_conditional(
-    images: ImageServiceDep, body: Annotated[ConditionalRequest, Body()] = NO_CONDITIONAL
-) -> Response:
-    """Generate one row per label from a conditional model, the same latents in every row."""
-    return await images.respond(images.plan_conditional(body, "body"), body)
+def _endpoint(request: inspect.Parameter) -> Callable[..., Awaitable[Response]]:
+    """``draw_images`` with the signature FastAPI reads: the image service and ``request``."""
+
+    async def endpoint(images: ImageService, **given: GridRequest) -> Response:
+        (req,) = given.values()
+        return await draw_images(images, req)
+
+    images = inspect.Parameter("images", KEYWORD, annotation=ImageServiceDep)
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [images, request], return_annotation=Response
+    )
+    return endpoint
 
 
-@router.get("/conditional", response_class=Response, responses=RESPONSES)
-async def generate_conditional_by_query(
-    images: ImageServiceDep, query: Annotated[ConditionalRequest, Query()]
-) -> Response:
-    """Generate one row per label from a conditional model (query parameters)."""
-    return await images.respond(images.plan_conditional(query, "query"), query)
-
-
-@router.post("/perturb", response_class=Response, responses=RESPONSES)
-async def perturb_latents(
-    images: ImageServiceDep, body: Annotated[PerturbRequest, Body()] = NO_PERTURB
-) -> Response:
-    """Draw the latent experiment: one row per (dimension, value), one column per sample."""
-    return await images.respond(images.plan_perturb(body, "body"), body)
-
-
-@router.get("/perturb", response_class=Response, responses=RESPONSES)
-async def perturb_latents_by_query(
-    images: ImageServiceDep, query: Annotated[PerturbRequest, Query()]
-) -> Response:
-    """Draw the latent experiment (query parameters)."""
-    return await images.respond(images.plan_perturb(query, "query"), query)
+add_image_endpoint("/generate", "generate_images", GenerateRequest)
+add_image_endpoint("/conditional", "generate_conditional", ConditionalRequest)
+add_image_endpoint("/perturb", "perturb_latents", PerturbRequest)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends
 
 from service.deps import RegistryDep, require_api_key
-from service.registry import LoadedModel, ModelNotFound, Registry
+from service.registry import LoadedModel, Registry
 from service.schemas import ErrorResponse, ModelInfo, ModelsResponse
 
 router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(require_api_key)])
@@ -23,7 +23,7 @@ def model_info(model: LoadedModel, registry: Registry) -> ModelInfo:
         num_classes=model.num_classes,
         class_names=model.class_names,
         image_shape=list(model.image_shape),
-        card=model.card,
+        card=model.card.to_dict(),
     )
 
 
@@ -48,8 +48,4 @@ async def list_models(registry: RegistryDep) -> ModelsResponse:
 )
 async def read_model(name: str, registry: RegistryDep) -> ModelInfo:
     """Read one model's card and execution provider."""
-    try:
-        model = registry.get(name)
-    except ModelNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, exc.message) from None
-    return model_info(model, registry)
+    return model_info(registry.get(name), registry)

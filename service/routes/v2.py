@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from ganserve import __version__
 from service.batcher import BatcherStopped, QueueFull
 from service.deps import RegistryDep, require_api_key
-from service.registry import ModelNotFound, ModelRefused
+from service.errors import ModelNotFound, ModelRefused
 from service.v2_schemas import (
     InferenceRequest,
     InferenceResponse,

@@ -13,6 +13,7 @@ from bench_testlib import LocalServer
 from bench.loadgen import Options, RequestSpec, closed_loop
 from bench.markdown import section
 from bench.run import CSV_COLUMNS, Config, _default_model, goals, measurement_row, write_csv
+from ganserve.card import ModelCard
 
 
 def test_csv_has_the_expected_columns_and_error_counts(fresh: LocalServer, tmp_path: Path) -> None:
@@ -141,15 +142,21 @@ def test_section_names_the_machine_the_command_and_every_shape() -> None:
     assert "| 1-image requests, concurrency 32: ganserve images/s >= 3x naive |" in md
 
 
-def test_default_model_is_the_best_unconditional_one() -> None:
-    cards = {
-        "a-cond": {"conditional": True, "quality": {"fid": 1.0}},
-        "b": {"conditional": False, "quality": {"fid": 9.0}},
-        "c": {"conditional": False, "quality": {"fid": 4.0}},
-        "d": {"conditional": False, "quality": None},
-    }
-    assert _default_model(cards) == "c"
-    assert _default_model({"z": {"conditional": False}, "y": {"conditional": False}}) == "y"
+def _cards(**fields: dict[str, Any]) -> dict[str, ModelCard]:
+    return {name: ModelCard.from_dict({"name": name, **f}) for name, f in fields.items()}
+
+
+def test_default_model_is_the_best_unconditional_one_of_the_services_data_set() -> None:
+    fashion = {"conditional": False, "dataset": "fashion-mnist"}
+    cards = _cards(
+        a_cond={"conditional": True, "dataset": "fashion-mnist", "quality": {"fid": 1.0}},
+        b={**fashion, "quality": {"fid": 9.0}},
+        c={**fashion, "quality": {"fid": 4.0}},
+        d={**fashion, "quality": None},
+        digits={"conditional": False, "dataset": "mnist", "quality": {"fid": 2.0}},
+    )
+    assert _default_model(cards) == "c"  # as the service picks: an MNIST FID does not compare
+    assert _default_model(_cards(z=fashion, y=fashion)) == "y"
 
 
 @pytest.mark.parametrize(

@@ -11,29 +11,17 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import torch
 from onnx import TensorProto, helper
 
-from training.checkpoint import save_checkpoint
+from training.checkpoint import save_checkpoint, untrained_checkpoint
 from training.evaluate import main
-from training.networks import build_discriminator, build_generator
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def make_checkpoint(path: Path, arch: str, dataset: str = "fashion-mnist") -> Path:
-    torch.manual_seed(0)
-    payload = {
-        "arch": arch,
-        "g_kwargs": {},
-        "d_kwargs": {},
-        "G": build_generator(arch).state_dict(),
-        "D": build_discriminator(arch).state_dict(),
-        "epoch": 1,
-        "dataset": {"name": dataset, "num_classes": 10, "image_shape": [1, 28, 28]},
-        "loss": "bce",
-    }
-    return save_checkpoint(path, payload)
+    data = {"name": dataset, "num_classes": 10, "image_shape": [1, 28, 28]}
+    return save_checkpoint(path, untrained_checkpoint(arch, dataset=data, epoch=1))
 
 
 def sha256(path: Path) -> str:

@@ -13,7 +13,7 @@ import torch
 from onnx import TensorProto, helper
 
 from ganserve.latent import make_latents
-from training.checkpoint import save_checkpoint
+from training.checkpoint import save_checkpoint, untrained_checkpoint
 from training.metrics import (
     METRICS,
     FeatureCache,
@@ -46,7 +46,6 @@ from training.metrics.sources import (
     load_split,
     open_generator,
 )
-from training.networks import build_discriminator, build_generator
 
 
 @pytest.fixture(scope="module")
@@ -309,18 +308,8 @@ def test_real_split_loads_the_first_images_with_labels(data_dir):
 
 
 def make_checkpoint(path: Path, arch: str, dataset: str = "fashion-mnist") -> Path:
-    torch.manual_seed(0)
-    payload = {
-        "arch": arch,
-        "g_kwargs": {},
-        "d_kwargs": {},
-        "G": build_generator(arch).state_dict(),
-        "D": build_discriminator(arch).state_dict(),
-        "epoch": 1,
-        "dataset": {"name": dataset, "num_classes": 10, "image_shape": [1, 28, 28]},
-        "loss": "bce",
-    }
-    return save_checkpoint(path, payload)
+    data = {"name": dataset, "num_classes": 10, "image_shape": [1, 28, 28]}
+    return save_checkpoint(path, untrained_checkpoint(arch, dataset=data, epoch=1))
 
 
 def test_checkpoint_source_generates_seeded_images(tmp_path):

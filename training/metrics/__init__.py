@@ -170,6 +170,10 @@ class MetricContext:
             self._extractors["classifier"] = load_classifier(self.dataset)
         return self._extractors["classifier"]
 
+    def feature_sets(self, space: str) -> tuple[np.ndarray, np.ndarray]:
+        """(candidates, reference) features in ``space``."""
+        return self.features(space, "candidates"), self.features(space, "reference")
+
     def features(self, space: str, which: str) -> np.ndarray:
         """Features of ``which`` (candidates/reference) in ``space`` (inception/classifier)."""
         key = (space, which)
@@ -245,32 +249,26 @@ def run_metric(ctx: MetricContext, name: str) -> dict[str, float]:
 
 @register_metric("fid", description="Fréchet Inception distance", inception=True)
 def _fid(ctx: MetricContext) -> dict[str, float]:
-    a = ctx.features("inception", "candidates")
-    b = ctx.features("inception", "reference")
-    return {"fid": fd.fid_from_features(a, b)}
+    return {"fid": fd.fid_from_features(*ctx.feature_sets("inception"))}
 
 
 @register_metric("kid", description="kernel Inception distance", inception=True)
 def _kid(ctx: MetricContext) -> dict[str, float]:
-    a = ctx.features("inception", "candidates")
-    b = ctx.features("inception", "reference")
+    a, b = ctx.feature_sets("inception")
     mean, std = fd.kernel_inception_distance(a, b, ctx.kid_subsets, ctx.kid_subset_size)
     return {"kid": mean, "kid_std": std}
 
 
 @register_metric("pr", description="precision and recall (k-NN, Inception)", inception=True)
 def _pr(ctx: MetricContext) -> dict[str, float]:
-    a = ctx.features("inception", "candidates")
-    b = ctx.features("inception", "reference")
+    a, b = ctx.feature_sets("inception")
     precision, recall = fd.precision_recall(b, a, k=ctx.pr_k)
     return {"precision": precision, "recall": recall}
 
 
 @register_metric("cfd", description="Fréchet distance in the domain classifier's features")
 def _cfd(ctx: MetricContext) -> dict[str, float]:
-    a = ctx.features("classifier", "candidates")
-    b = ctx.features("classifier", "reference")
-    return {"classifier_fd": fd.fid_from_features(a, b)}
+    return {"classifier_fd": fd.fid_from_features(*ctx.feature_sets("classifier"))}
 
 
 @register_metric("acc", description="share labelled as their conditioning label", needs_labels=True)

@@ -7,7 +7,6 @@ conditioning labels of a conditional generator, or ``None``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from ganserve.card import CardError, ModelCard, card_file
 from ganserve.latent import make_latents
+from training.data import TORCHVISION_SETS
+from training.data import default_data_dir as default_data_dir  # the evaluation's too
 from training.metrics.errors import MetricError
 
 
@@ -34,34 +36,12 @@ class DatasetInfo:
         return len(self.class_names)
 
 
+#: The torchvision data sets of ``training.data`` (the one registry of them), all 1x28x28.
 DATASETS: dict[str, DatasetInfo] = {
-    "fashion-mnist": DatasetInfo(
-        "fashion-mnist",
-        "FashionMNIST",
-        (
-            "T-shirt/top",
-            "Trouser",
-            "Pullover",
-            "Dress",
-            "Coat",
-            "Sandal",
-            "Shirt",
-            "Sneaker",
-            "Bag",
-            "Ankle boot",
-        ),
-        (1, 28, 28),
-    ),
-    "mnist": DatasetInfo("mnist", "MNIST", tuple(str(i) for i in range(10)), (1, 28, 28)),
+    name: DatasetInfo(name, folder, classes, (1, 28, 28))
+    for name, (folder, classes) in TORCHVISION_SETS.items()
 }
 SPLIT_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
-
-
-def default_data_dir() -> Path:
-    """The training data's default folder (``training.data.default_data_dir``)."""
-    from training.data import default_data_dir as training_default
-
-    return training_default()
 
 
 def get_dataset(name: str) -> DatasetInfo:
@@ -206,16 +186,12 @@ class OnnxGenerator(Generator):
         import onnxruntime as ort
 
         self.path = model_dir
-        self.card_path = model_dir / "card.json"
-        if not self.card_path.is_file():
-            raise MetricError(f"{model_dir} is not a model dir: card.json is missing")
         try:
-            self.card = json.loads(self.card_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise MetricError(f"{self.card_path} is not valid JSON ({exc})") from None
-        if not isinstance(self.card, dict):
-            raise MetricError(f"{self.card_path} does not hold a JSON object")
-        self.model_path = model_dir / str(self.card.get("model_file") or "model.onnx")
+            self.card = ModelCard.load(model_dir)
+        except CardError as exc:
+            raise MetricError(f"{model_dir} is not a model dir: {exc}") from None
+        self.card_path = card_file(model_dir)
+        self.model_path = self.card.model_path(model_dir)
         if not self.model_path.is_file():
             raise MetricError(f"{model_dir} is not a model dir: {self.model_path.name} is missing")
         # onnxruntime-gpu lists CUDA even without a GPU (and logs errors when it fails), so
@@ -238,20 +214,19 @@ class OnnxGenerator(Generator):
         inputs = {i.name: i for i in self.session.get_inputs()}
         if "z" not in inputs:
             raise MetricError(f"{self.model_path} has no input 'z' (inputs: {', '.join(inputs)})")
-        latent = self.card.get("latent_dim", inputs["z"].shape[-1])
+        latent = self.card.latent_dim or inputs["z"].shape[-1]
         if not isinstance(latent, int):
             raise MetricError(f"{self.card_path} gives no latent_dim")
         self.latent_dim = latent
         if "label" in inputs:
-            classes = self.card.get("num_classes") or len(self.card.get("class_names") or [])
+            classes = self.card.num_classes or len(self.card.class_names or [])
             if not classes:
                 raise MetricError(f"{self.card_path} gives no num_classes for a conditional model")
-            self.num_classes = int(classes)
+            self.num_classes = classes
         else:
             self.num_classes = None
-        ds = self.card.get("dataset")
-        self.dataset = ds.get("name") if isinstance(ds, dict) else ds
-        self.name = str(self.card.get("name", model_dir.name))
+        self.dataset = self.card.dataset
+        self.name = self.card.name
 
     def generate(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
         feed: dict[str, np.ndarray] = {"z": z.astype(np.float32)}
@@ -279,8 +254,8 @@ def open_generator(source: str | os.PathLike[str], device: str | None = None) ->
         return OnnxGenerator(path, device)
     if path.is_file() and path.suffix == ".onnx":
         # model.onnx beside its card, or one level down (Triton's <model>/1/model.onnx)
-        up = path.parent if (path.parent / "card.json").is_file() else path.parent.parent
-        return OnnxGenerator(up if (up / "card.json").is_file() else path.parent, device)
+        up = path.parent if card_file(path.parent).is_file() else path.parent.parent
+        return OnnxGenerator(up if card_file(up).is_file() else path.parent, device)
     if path.is_file():
         return CheckpointGenerator(path, device)
     raise MetricError(f"source not found: {path} (a checkpoint file or a model dir)")
