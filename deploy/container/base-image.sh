@@ -10,6 +10,8 @@
 # second run, or a run after `podman rmi`, only imports it. Needs root (debootstrap).
 # Environment: SUITE (bookworm), MIRROR (default: read from apt's sources),
 # CONTAINER_ENGINE (podman).
+# Exit status: 0 done; 2 this host cannot (no debootstrap, not root, no mirror);
+# 3 debootstrap failed (its log's tail on stderr, e.g. the mirror is unreachable); else failed.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 SUITE="${SUITE:-bookworm}"
@@ -66,12 +68,13 @@ key="$(printf '%s\n' "$SUITE" "$MIRROR" "$INCLUDE" "$(uname -m)" | sha256sum | c
 tarball="$CACHE/rootfs-$SUITE-$key.tar"
 if [[ ! -s "$tarball" ]]; then
     command -v debootstrap >/dev/null || { echo "error: debootstrap is not installed" >&2; exit 2; }
+    [[ "$(id -u)" == 0 ]] || { echo "error: debootstrap needs root" >&2; exit 2; }
     mkdir -p "$CACHE"
     rootfs="$(mktemp -d "$CACHE/rootfs.XXXXXX")"
     trap 'rm -rf "$rootfs" "$tarball.tmp"' EXIT
     echo "debootstrap $SUITE from $MIRROR (minbase + $INCLUDE)"
     debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$rootfs" "$MIRROR" \
-        >"$CACHE/debootstrap.log" 2>&1 || { tail -n 20 "$CACHE/debootstrap.log" >&2; exit 1; }
+        >"$CACHE/debootstrap.log" 2>&1 || { tail -n 20 "$CACHE/debootstrap.log" >&2; exit 3; }
     # What an image needs none of: package lists and archives, docs, logs.
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
         "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/var/log/*

@@ -36,7 +36,13 @@ if [[ "$ENGINE" == podman ]]; then
         fi
     done
 fi
+previous="$("$ENGINE" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
 start=$SECONDS
 "$ENGINE" "${args[@]}" "$root"
+current="$("$ENGINE" image inspect --format '{{.Id}}' "$IMAGE")"
+if [[ -n "$previous" && "$previous" != "$current" ]]; then
+    # The image this tag named before, now untagged: removed unless a container still uses it.
+    "$ENGINE" rmi "$previous" >/dev/null 2>&1 || true
+fi
 size="$("$ENGINE" image inspect --format '{{.Size}}' "$IMAGE")"
 echo "built $IMAGE ($((size / 1000000)) MB) in $((SECONDS - start)) s"
