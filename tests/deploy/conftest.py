@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 
@@ -63,12 +62,6 @@ def image(base_image: str) -> str:
 def cpu_image(base_image: str) -> str:
     """The CPU-only image (onnxruntime)."""
     return build(base_image, "onnxruntime", "localhost/ganserve-test:cpu")
-
-
-@pytest.fixture
-def container_name(request: pytest.FixtureRequest) -> str:
-    """A container name of this test's own."""
-    return f"ganserve-test-{os.getpid()}-{request.node.name[:40]}".replace("[", "-").strip("]")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -85,7 +85,9 @@ def container_running(name: str) -> bool:
 
 
 @contextmanager
-def running_container(image: str, name: str, *args: str, env: dict[str, str] | None = None):
+def running_container(
+    image: str, name: str, *args: str, env: dict[str, str] | None = None
+) -> Iterator[str]:
     """``podman run -d`` the image with ``args`` on a free loopback port; yields the URL.
 
     Removed (with its logs in the failure message when it did not start) at the end.
@@ -105,12 +107,3 @@ def running_container(image: str, name: str, *args: str, env: dict[str, str] | N
         yield url
     finally:
         podman("rm", "--force", "--time", "0", name, check=False)
-
-
-def run_proc(args: list[str], **kwargs) -> subprocess.Popen:
-    """A background process with its output in a pipe."""
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
-
-
-def iter_lines(path: Path) -> Iterator[str]:
-    yield from path.read_text().splitlines()
