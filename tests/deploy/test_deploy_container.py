@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,7 +38,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def served(image: str) -> Iterator[tuple[str, str]]:
     """(container name, URL) of the default image, running locked down."""
-    name = "ganserve-test-container"
+    name = f"ganserve-test-container-{os.getpid()}"
     with running_container(image, name, *LOCKED_DOWN) as url:
         yield name, url
 
@@ -136,7 +137,7 @@ def test_cpu_image_is_smaller_and_answers_the_same(cpu_image: str, image: str) -
     }
     assert sizes[cpu_image] < 0.75 * sizes[image], sizes
     body = {"n": 16, "seed": 5}
-    with running_container(cpu_image, "ganserve-test-cpu", *LOCKED_DOWN) as url:
+    with running_container(cpu_image, f"ganserve-test-cpu-{os.getpid()}", *LOCKED_DOWN) as url:
         cpu = httpx.post(f"{url}/generate", json=body, timeout=60)
         models = httpx.get(f"{url}/models", timeout=10).json()["models"]
         providers = {m["name"]: m["provider"] for m in models}
@@ -148,7 +149,7 @@ def test_cpu_image_is_smaller_and_answers_the_same(cpu_image: str, image: str) -
 
 
 def test_stop_drains_requests_in_flight(image: str, tmp_path: Path) -> None:
-    name = "ganserve-test-stop"
+    name = f"ganserve-test-stop-{os.getpid()}"
     grace = 60
     # Large grids: each takes a while to make and encode, so they are in flight at SIGTERM.
     body = {"n": 256, "scale": 8, "columns": 16}
