@@ -27,6 +27,7 @@ from service.config import Settings
 
 KUBERNETES = REPO / "deploy" / "kubernetes"
 KSERVE = REPO / "deploy" / "kserve" / "inferenceservice.yaml"
+BASE_DEPLOYMENT = KUBERNETES / "base" / "deployment.yaml"
 # The oldest Kubernetes the manifests support (autoscaling/v2, policy/v1, seccompProfile are
 # older) and the newest the validator knows.
 VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
@@ -114,7 +115,7 @@ def test_rendered_kustomization_validates(path: str) -> None:
 
 
 def test_validation_catches_a_bad_field() -> None:
-    deployment = by_kind(load_all(KUBERNETES / "base" / "deployment.yaml"))["Deployment"]
+    deployment = by_kind(load_all(BASE_DEPLOYMENT))["Deployment"]
     bad = copy.deepcopy(deployment)
     bad["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["paht"] = "/x"
     with pytest.raises(AssertionError, match="paht"):
@@ -137,7 +138,7 @@ def test_kserve_inferenceservice_validates() -> None:
 
 def workloads() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     """(name, pod spec, container) of every pod the manifests describe, as written."""
-    deployment = by_kind(load_all(KUBERNETES / "base" / "deployment.yaml"))["Deployment"]
+    deployment = by_kind(load_all(BASE_DEPLOYMENT))["Deployment"]
     pod = deployment["spec"]["template"]["spec"]
     (isvc,) = load_all(KSERVE)
     predictor = isvc["spec"]["predictor"]
@@ -231,7 +232,7 @@ def test_gpu_overlay_asks_for_a_gpu_and_cuda() -> None:
 
 @pytest.mark.container
 def test_deployment_runs_under_podman_kube_play(cpu_image: str, tmp_path: Path) -> None:
-    """The base Deployment as written, run by ``podman kube play``, answers as the image does.
+    """The base Deployment, run by ``podman kube play``, answers as the image does.
 
     What podman cannot do is changed in the copy it runs, nothing else: the image is the
     test's build; podman publishes each containerPort on the host, so the port is a free one
@@ -239,7 +240,9 @@ def test_deployment_runs_under_podman_kube_play(cpu_image: str, tmp_path: Path) 
     curl health check (not in the image, and named ports unresolved), so the test asks the
     probe paths itself.
     """
-    deployment = by_kind(load_all(KUBERNETES / "base" / "deployment.yaml"))["Deployment"]
+    # Rendered by kustomize where kubectl is there, else the base's file as written.
+    rendered = kustomize("base") if shutil.which("kubectl") else load_all(BASE_DEPLOYMENT)
+    deployment = by_kind(rendered)["Deployment"]
     port = free_port()
     deployment["spec"]["replicas"] = 1
     deployment["metadata"]["name"] = name = f"ganserve-kube-{port}"
