@@ -37,12 +37,12 @@ def base_image() -> str:
 
 
 def build(base: str, ort: str, tag: str) -> str:
-    """deploy/container/build.sh (what ``make container`` runs) from the working tree."""
+    """``make container`` from the working tree."""
     start = time.monotonic()
     out = subprocess.run(
-        [str(CONTAINER_DIR / "build.sh"), tag],
+        ["make", "--no-print-directory", "container", f"BASE={base}", f"ORT={ort}", f"IMAGE={tag}"],
         cwd=REPO,
-        env=podman_env() | {"BASE": base, "ORT": ort},
+        env=podman_env(),
         capture_output=True,
         text=True,
         timeout=1200,
