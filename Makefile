@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 ARGS ?=
 
-.PHONY: serve test train lint bench openapi clean-venv
+.PHONY: serve test train lint bench openapi clean-venv container container-base
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,3 +48,12 @@ openapi: $(VENV)/.all
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The serving image (podman, or CONTAINER_ENGINE=docker): BASE=image (default: the Dockerfile's
+# CUDA base), ORT=onnxruntime for the CPU-only image. container-base makes a Debian base locally
+# (debootstrap from apt's mirror): make container-base container BASE=localhost/ganserve-base:bookworm
+container:
+	BASE='$(BASE)' ORT='$(ORT)' deploy/container/build.sh $(IMAGE)
+
+container-base:
+	deploy/container/base-image.sh

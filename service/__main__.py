@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         port=settings.port,
         log_level=settings.log_level,
         workers=args.workers,
+        timeout_keep_alive=settings.keepalive_timeout_s,
     )
     return 0
 

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     api_key: SecretStr | None = None  # set: every image and model request needs it as a Bearer
     cors_origins: list[str] = []  # origins whose pages may call the API (JSON list, or ["*"])
+    # Seconds an idle kept-alive connection stays open. Longer than the idle timeout of the
+    # clients and load balancers in front (60 s for AWS ALB and nginx's upstream keepalive),
+    # so that they close idle connections first and never send a request on a connection the
+    # server is closing (uvicorn's 5 s default races httpx's 5 s pool expiry).
+    keepalive_timeout_s: int = Field(default=75, ge=1)
 
     # Request limits
     max_n: int = Field(
