@@ -2,6 +2,7 @@
 
     python -m training.time_to_quality --minutes 120            # train both, then report
     python -m training.time_to_quality --runs RUN_A RUN_B       # report finished runs
+    python -m training.time_to_quality --table RUN [RUN ...]    # the recipe table of runs
 
 Trains the reports' recipe and the project's recipe side by side (one process
 and one thread each, started together, so they share the machine alike), each
@@ -81,6 +82,21 @@ def report(runs: dict[str, Path], target: float) -> str:
     return "\n".join(rows)
 
 
+def recipe_table(runs: list[Path]) -> str:
+    """One row per run: its command, and its metric curve (kimg: classifier FD, CPU minutes)."""
+    rows = [
+        "| run | command | curve (kimg: cfd) | CPU minutes | best cfd |",
+        "|---|---|---|--:|--:|",
+    ]
+    for run in runs:
+        curve = read_curve(run)
+        points = ", ".join(f"{p['kimg']:.0f}: {p['classifier_fd']:.2f}" for p in curve)
+        best = min((p["classifier_fd"] for p in curve), default=float("nan"))
+        cpu = curve[-1]["cpu_minutes"] if curve else 0.0
+        rows.append(f"| {run.name} | `{command_of(run)}` | {points} | {cpu:.1f} | {best:.2f} |")
+    return "\n".join(rows)
+
+
 def train_side_by_side(minutes: float, out: Path, metrics_kimg: float) -> dict[str, Path]:
     procs = {}
     for name, args in RECIPES.items():
@@ -102,10 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.time_to_quality", description=__doc__)
     p.add_argument("--minutes", type=float, default=120, help="wall minutes per recipe")
     p.add_argument("--runs", nargs=2, type=Path, metavar=("REPORTS_RUN", "PROJECT_RUN"))
+    p.add_argument("--table", nargs="+", type=Path, metavar="RUN", help="only tabulate RUN curves")
     p.add_argument("--out", type=Path, default=Path("runs/time-to-quality"))
     p.add_argument("--target-cfd", type=float, default=DEFAULT_TARGET_CFD)
     p.add_argument("--metrics-kimg", type=float, default=30)
     args = p.parse_args(argv)
+    if args.table:
+        print(recipe_table(args.table))
+        return 0
     if args.runs:
         runs = dict(zip(RECIPES, args.runs, strict=True))
     else:

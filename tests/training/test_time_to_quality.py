@@ -45,3 +45,10 @@ def test_a_run_without_a_metric_curve_is_one_line(tmp_path):
     (tmp_path / "b").mkdir()
     with pytest.raises(SystemExit, match="has no metric-cfd.jsonl"):
         main(["--runs", str(tmp_path / "a"), str(tmp_path / "b")])
+
+
+def test_the_recipe_table_lists_each_curve(tmp_path, capsys):
+    a = _run(tmp_path, "a", [(10, 9.0), (20, 5.0)], lr=5e-4)
+    assert main(["--table", str(a)]) == 0
+    out = capsys.readouterr().out
+    assert "| a | `python -m training.train --lr 0.0005` | 6: 9.00, 13: 5.00 | 20.0 | 5.00 |" in out
