@@ -159,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             log_level="warning",
             workers=args.workers,
+            # a worker answers uvicorn's health check only once torch is imported and G built:
+            # on a busy machine that takes longer than uvicorn's default 5 s
+            timeout_worker_healthcheck=120,
         )
         return 0
     uvicorn.run(

@@ -220,6 +220,7 @@ def naive(source: tuple[str, Path], log_path: Path, workers: int = 1) -> Server:
         args,
         health="/healthz",
         log_path=log_path,
+        ready_timeout_s=300.0,
     )
 
 
