@@ -37,10 +37,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment without GANSERVE_* settings, plus ``extra``; the repo on PYTHONPATH."""
+def clean_env(extra: dict[str, str] | None = None, root: Path = REPO) -> dict[str, str]:
+    """The environment without GANSERVE_* settings, plus ``extra``; ``root`` first on PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GANSERVE_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     env.update(extra or {})
     return env
 
@@ -104,14 +104,16 @@ class Server:
         port: int | None = None,
         ready_timeout_s: float = 120.0,
         python: Path | str | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.name = name
         self.python = str(python or sys.executable)
+        self.cwd = cwd or REPO
         self.port = port or free_port()
         self.args = [a.replace("{port}", str(self.port)) for a in args]
         self.health = health
         self.log_path = log_path
-        self.env = clean_env(env)
+        self.env = clean_env(env, self.cwd)
         self.ready_timeout_s = ready_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
         self.startup_s = 0.0
@@ -133,7 +135,7 @@ class Server:
         begin = time.perf_counter()
         self.process = subprocess.Popen(
             [self.python, *self.args],
-            cwd=REPO,
+            cwd=self.cwd,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
