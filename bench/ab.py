@@ -8,8 +8,9 @@ A version is a git commit (its files exported with ``git archive`` into a
 temporary folder) or ``worktree`` (the files as they are now); ``--env-a`` and
 ``--env-b`` add ``GANSERVE_*`` settings. Both serve one model (a copy of
 ``models/<model>``, the default unconditional one unless ``--model``) with
-``python -m service``, one at a time; each round measures A then B, the next B
-then A (ABBA), each with a warm-up and one wrk cell. The result: per round,
+``python -m service``, both started (and warmed up) once; then each round
+measures A then B, the next B then A (ABBA), one wrk cell each, so short cells
+and many rounds spread a busy machine's swings over both. The result: per round,
 images/s, p99 and server CPU per image of each version, and the medians of B / A.
 """
 
@@ -25,7 +26,7 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,30 +81,39 @@ def parse_env(items: Sequence[str]) -> dict[str, str]:
     return env
 
 
-def measure(
-    variant: Variant, models_dir: Path, model: str, args: argparse.Namespace, log: Path, seed: int
-) -> dict[str, float]:
-    """Start the variant, warm it up, measure one wrk cell, stop it."""
+def start(
+    variant: Variant, models_dir: Path, args: argparse.Namespace, log: Path
+) -> servers.Server:
+    """The variant's ganserve, started (``python -m service`` from its own files)."""
     assert variant.root is not None
     server = servers.ganserve(models_dir, log, env=variant.env, workers=args.workers)
+    server.name = f"ganserve {variant.label}"
     server.cwd = variant.root
     server.env = servers.clean_env(variant.env, variant.root)
+    server.start()
+    return server
+
+
+def measure(
+    server: servers.Server, model: str, args: argparse.Namespace, seed: int, warmup_s: float
+) -> dict[str, float]:
+    """One wrk cell (after ``warmup_s`` of unrecorded load): rates, latency, server CPU."""
+    assert server.process is not None
     body = f'{{"model": "{model}", "n": {args.images}, "seed": {{seed}}}}'
-    with server:
-        assert server.process is not None
-        common = {"connections": args.connections, "threads": 1}
-        run_wrk(server.url, "/generate", body, duration_s=args.warmup, **common)
-        before = servers.server_cpu_s(server.process.pid)
-        r = run_wrk(
-            server.url,
-            "/generate",
-            body,
-            duration_s=args.seconds,
-            first_seed=seed,
-            images_per_request=args.images,
-            **common,
-        )
-        cpu = servers.server_cpu_s(server.process.pid) - before
+    common = {"connections": args.connections, "threads": 1}
+    if warmup_s > 0:
+        run_wrk(server.url, "/generate", body, duration_s=warmup_s, **common)
+    before = servers.server_cpu_s(server.process.pid)
+    r = run_wrk(
+        server.url,
+        "/generate",
+        body,
+        duration_s=args.seconds,
+        first_seed=seed,
+        images_per_request=args.images,
+        **common,
+    )
+    cpu = servers.server_cpu_s(server.process.pid) - before
     images = max(r.ok * args.images, 1)
     return {
         "images_per_s": r.images_per_s,
@@ -124,9 +134,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--images", type=int, default=1, help="images per request (default 1)")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per cell")
+    p.add_argument("--seconds", type=float, default=3.0, help="measured seconds per cell")
     p.add_argument("--warmup", type=float, default=2.0)
-    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=12)
     return p.parse_args(argv)
 
 
@@ -146,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         checkout(a.ref) as root_a,
         checkout(b.ref) as root_b,
         tempfile.TemporaryDirectory(prefix="ganserve-ab-models-") as tmp,
+        ExitStack() as stack,
     ):
         a.root, b.root = root_a, root_b
         shutil.copytree(REPO / "models" / model, Path(tmp) / model)
@@ -156,10 +167,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
         seed = 0
+        try:
+            running = {}
+            for v in (a, b):
+                running[v.label] = start(v, Path(tmp), args, logs / f"ab-{v.label}.log")
+                stack.callback(running[v.label].stop)
+            for v in (a, b):  # the first cell of each starts warm
+                measure(running[v.label], model, args, seed, args.warmup)
+        except (WrkError, servers.ServerError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         for k in range(args.rounds):
             for v in (a, b) if k % 2 == 0 else (b, a):
                 try:
-                    m = measure(v, Path(tmp), model, args, logs / f"ab-{v.label}.log", seed)
+                    m = measure(running[v.label], model, args, seed, 0.0)
                 except (WrkError, servers.ServerError) as exc:
                     print(f"error: {v.label}: {exc}", file=sys.stderr)
                     return 1
@@ -172,7 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     flush=True,
                 )
     for key, what in (("images_per_s", "images/s"), ("cpu_ms_per_image", "CPU ms/image")):
-        ratios = [rb[key] / ra[key] for ra, rb in zip(results["A"], results["B"], strict=True)]
+        pairs = zip(results["A"], results["B"], strict=True)
+        ratios = [rb[key] / ra[key] for ra, rb in pairs if ra[key] > 0 and rb[key] > 0]
+        if not ratios:
+            print(f"{what}: no round in which both answered")
+            continue
         med_a = statistics.median(r[key] for r in results["A"])
         med_b = statistics.median(r[key] for r in results["B"])
         print(

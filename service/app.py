@@ -6,6 +6,7 @@ Run it with ``python -m service`` or ``uvicorn --factory service.app:create_app`
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -40,6 +41,11 @@ parameters by GET (lists repeated or comma-separated: `dims=5,20`), so
 (`numpy.random.default_rng(seed).standard_normal((n, latent_dim))`): the same
 request gives the same bytes, and image i of a grid does not depend on n.
 """
+
+
+# FastAPI's native OpenTelemetry off (GANSERVE_OPENTELEMETRY unset): otherwise every request
+# asks OpenTelemetry's global providers, through os.environ, whether one is configured.
+NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False}
 
 
 class BodyLimitMiddleware:
@@ -166,12 +172,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; nothing loads until its lifespan starts."""
     settings = settings or Settings()
     _configure_logging(settings.log_level)
+    extra: dict[str, Any] = {}
+    if not settings.opentelemetry and "telemetry" in inspect.signature(FastAPI).parameters:
+        extra["telemetry"] = NO_TELEMETRY
     app = FastAPI(
         title="ganserve",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=lambda route: route.name,
+        **extra,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     api_key: SecretStr | None = None  # set: every image and model request needs it as a Bearer
     cors_origins: list[str] = []  # origins whose pages may call the API (JSON list, or ["*"])
+    # FastAPI's native OpenTelemetry (spans, metrics, logs to a configured provider); off, no
+    # request pays for checking whether a provider is configured (Prometheus is always there)
+    opentelemetry: bool = False
 
     # Request limits
     max_n: int = Field(
