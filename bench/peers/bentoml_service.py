@@ -56,7 +56,7 @@ class Images:
     image_generator = bentoml.depends(ImageGenerator)
 
     def __init__(self) -> None:
-        self.generator = Generator()  # the card and latent contract; its session stays unused
+        self.generator = Generator(session=False)  # the card: request fields and latents
 
     @bentoml.api(route="/generate")
     async def generate(

@@ -68,21 +68,27 @@ def session_options() -> ort.SessionOptions:
 class Generator:
     """One unconditional exported generator on the CPU provider."""
 
-    def __init__(self, model_dir: Path | str | None = None) -> None:
+    def __init__(self, model_dir: Path | str | None = None, *, session: bool = True) -> None:
+        """The card of ``model_dir`` (default $PEER_MODEL_DIR) and, unless ``session`` is
+        false (a front service that only parses requests), its ONNX Runtime session."""
         model_dir = Path(model_dir or os.environ[MODEL_DIR_ENV])
         self.card: dict[str, Any] = json.loads((model_dir / "card.json").read_text())
         if self.card.get("conditional"):
             raise ValueError(f"{model_dir.name} is conditional; the peers serve unconditional ones")
         self.name: str = self.card["name"]
         self.latent_dim = int(self.card["latent_dim"])
-        self.session = ort.InferenceSession(
-            str(model_dir / "model.onnx"),
-            sess_options=session_options(),
-            providers=["CPUExecutionProvider"],
-        )
+        self.session: ort.InferenceSession | None = None
+        if session:
+            self.session = ort.InferenceSession(
+                str(model_dir / "model.onnx"),
+                sess_options=session_options(),
+                providers=["CPUExecutionProvider"],
+            )
 
     def run(self, z: np.ndarray) -> np.ndarray:
         """uint8 images [n, H, W, C] for float32 latents [n, latent_dim]."""
+        if self.session is None:
+            raise RuntimeError("this Generator was made without a session")
         return self.session.run(["image"], {"z": z})[0]
 
     def request(self, body: dict[str, Any]) -> Request:
