@@ -514,7 +514,9 @@ def section(outcome: Outcome, options: Options, command: str) -> str:
         "`@serve.batch` (at most 64 latents, 2 ms wait, `max_ongoing_requests` 128). Each "
         "peer in its own virtual environment (`bench/peers/requirements-*.txt`). "
         "*Workers*: uvicorn worker processes (ganserve, naive), BentoML API-service "
-        "workers (its batching model service keeps one), Ray Serve replicas.",
+        "workers (its batching model service keeps one), Ray Serve replicas. No system "
+        "writes an access log (ganserve's and the naive server's default; turned off in "
+        "BentoML's and Ray Serve's configuration, whose default logs every request).",
         "- BentoML, *session refresh off*: BentoML's inter-service client replaces its "
         "aiohttp session every 100 requests and closes the old one while calls on it are "
         "still in flight; those requests fail with HTTP 500. The workaround raises the "

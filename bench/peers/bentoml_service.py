@@ -15,6 +15,7 @@ fills from concurrent calls. ``PEER_WORKERS`` sets the workers of ``Images``.
 to call it never replaces its aiohttp session. By default BentoML replaces it
 after 100 requests (or 300 s) and closes the old one while calls on it are still
 in flight; under concurrent load those calls fail and their requests get HTTP 500.
+Access logs are off in both services (ganserve writes none by default either).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from bench.peers.common import MAX_BATCH, WORKERS_ENV, BadRequest, Generator, pn
 
 REFRESH_ENV = "PEER_BENTOML_SESSION_REFRESH"
 NEVER = {"max_requests": 2**31 - 1, "max_age": 1e9}
-generator_config: dict[str, Any] = {}
+NO_ACCESS_LOG = {"access": {"enabled": False}}  # as ganserve by default: no line per request
+generator_config: dict[str, Any] = {"logging": NO_ACCESS_LOG}
 if os.environ.get(REFRESH_ENV, "on") == "off":
     generator_config["runner_connection"] = NEVER
 
@@ -49,7 +51,7 @@ class ImageGenerator:
         return self.generator.run(z)
 
 
-@bentoml.service(workers=int(os.environ.get(WORKERS_ENV, "1")))
+@bentoml.service(workers=int(os.environ.get(WORKERS_ENV, "1")), logging=NO_ACCESS_LOG)
 class Images:
     """ganserve's POST /generate: a PNG grid of n images from one seed."""
 

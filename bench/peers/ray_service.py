@@ -11,7 +11,8 @@ counted by ``batch_size_fn``; at most 2 ms of waiting, ganserve's
 ``GANSERVE_MAX_WAIT_MS``), then encodes the PNG grid. As Ray's batching guide
 advises, ``max_ongoing_requests`` is raised to at least the batch size (its
 default, 5, would cap every batch at 5 requests). ``GET /healthz`` answers once a
-replica has loaded the model. Ray's dashboard is off (serving does not need it).
+replica has loaded the model. Ray's dashboard is off (serving does not need it), and so
+are its access logs (ganserve writes none by default either).
 """
 
 from __future__ import annotations
@@ -31,13 +32,14 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from bench.peers.common import MAX_BATCH, MAX_WAIT_S, BadRequest, Generator, png_grid, split
 
 MAX_ONGOING_REQUESTS = 128
+NO_ACCESS_LOG = {"enable_access_log": False}  # as ganserve by default: no line per request
 
 
 def _latents_in(batch: list[np.ndarray]) -> int:
     return sum(len(z) for z in batch)
 
 
-@serve.deployment(max_ongoing_requests=MAX_ONGOING_REQUESTS)
+@serve.deployment(max_ongoing_requests=MAX_ONGOING_REQUESTS, logging_config=NO_ACCESS_LOG)
 class Images:
     """ganserve's POST /generate: a PNG grid of n images from one seed."""
 
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM ends the driver through sys.exit, so Ray's atexit hook stops its processes.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="warning")
-    serve.start(http_options={"host": args.host, "port": args.port})
+    serve.start(http_options={"host": args.host, "port": args.port}, logging_config=NO_ACCESS_LOG)
     app = Images.options(num_replicas=args.replicas).bind(str(args.model_dir.resolve()))
     serve.run(app, name="ganserve-peer", route_prefix="/", blocking=True)
     return 0
