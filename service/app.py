@@ -61,11 +61,20 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         detail = f"the request body is larger than {self.max_bytes} bytes"
+        declared, chunked = None, False
         for key, value in scope.get("headers", []):
-            if key == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                response = JSONResponse({"detail": detail}, status.HTTP_413_CONTENT_TOO_LARGE)
-                await response(scope, receive, send)
-                return
+            if key == b"content-length" and value.isdigit():
+                declared = int(value)
+            elif key == b"transfer-encoding":
+                chunked = True
+        if declared is not None and declared > self.max_bytes:
+            response = JSONResponse({"detail": detail}, status.HTTP_413_CONTENT_TOO_LARGE)
+            await response(scope, receive, send)
+            return
+        if declared is not None and not chunked:
+            # the server reads no more than the declared length: nothing left to count
+            await self.app(scope, receive, send)
+            return
         received = 0
 
         async def limited_receive() -> Any:
