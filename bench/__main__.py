@@ -2,6 +2,7 @@
 
     python -m bench [--quick] [--models-dir models] [--model NAME] [--checkpoint CKPT]
     python -m bench --arch dcgan     # an untrained dcgan the bench exports itself
+    python -m bench --peers          # then BentoML, Ray Serve and the rest under wrk
 
 Runs ganserve, the naive server and the in-process limit side by side on one
 model (see ``bench.run``), writes ``bench/results/serving.csv``, the plots
@@ -54,6 +55,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--max-minutes", type=float, help="no new step starts after this")
     p.add_argument("--no-write", action="store_true", help="leave docs/ alone")
     p.add_argument("--no-export-bench", action="store_true", help="skip bench.export_bench")
+    p.add_argument(
+        "--peers",
+        action="store_true",
+        help="then ganserve, naive, BentoML and Ray Serve under wrk (bench.peers_bench)",
+    )
     return p.parse_args(argv)
 
 
@@ -135,6 +141,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {write_section(markdown.SECTION, md)} (section {markdown.SECTION})")
         if not args.no_export_bench:
             _export_bench(command, args.quick)
+    if args.peers:
+        from bench import peers_bench
+
+        options = peers_bench.Options()
+        if args.quick:
+            options = replace(options, seconds=5.0, warmup_s=1.0, rounds=1)
+        print("\npeers benchmark (bench.peers_bench) ...", flush=True)
+        code = peers_bench.run_and_write(options, config, command, not args.no_write)
+        if code:
+            return code
     print(f"done in {(time.monotonic() - begin) / 60:.1f} min")
     return 0
 

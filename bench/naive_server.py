@@ -1,6 +1,7 @@
 """The naive baseline: FastAPI + the PyTorch generator called per request, no batching.
 
     python -m bench.naive_server (--checkpoint CKPT | --model-dir models/NAME) [--port 8001]
+        [--workers N]
 
 What the reports' sampling code becomes when put behind HTTP: each request
 draws its latents, runs G in eager PyTorch under ``torch.no_grad()`` with
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import math
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -112,6 +114,22 @@ def create_naive_app(g: torch.nn.Module, description: str = "") -> FastAPI:
     return app
 
 
+SOURCE_ENV = "NAIVE_SERVER_SOURCE"  # "--checkpoint=PATH" or "--model-dir=PATH", for workers
+
+
+def load(flag: str, path: Path) -> tuple[torch.nn.Module, str]:
+    """G and its description from ``--checkpoint`` or ``--model-dir``."""
+    if flag == "--checkpoint":
+        return generator_from_checkpoint(path)
+    return generator_from_card(path)
+
+
+def app_from_env() -> FastAPI:
+    """The app of one uvicorn worker process (``--workers`` > 1), G named by SOURCE_ENV."""
+    flag, path = os.environ[SOURCE_ENV].split("=", 1)
+    return create_naive_app(*load(flag, Path(path)))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.naive_server", description=__doc__)
     src = p.add_mutually_exclusive_group(required=True)
@@ -119,16 +137,33 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--model-dir", type=Path, help="ONNX model dir: untrained G of its card")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8001)
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = p.parse_args(argv)
+    flag, path = (
+        ("--checkpoint", args.checkpoint)
+        if args.checkpoint is not None
+        else ("--model-dir", args.model_dir)
+    )
     try:
-        if args.checkpoint is not None:
-            g, description = generator_from_checkpoint(args.checkpoint)
-        else:
-            g, description = generator_from_card(args.model_dir)
+        g, description = load(flag, path)
     except (CheckpointError, OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"naive server: {description}", file=sys.stderr, flush=True)
+    if args.workers > 1:  # each worker process builds its own app (and G) from the environment
+        os.environ[SOURCE_ENV] = f"{flag}={path}"
+        uvicorn.run(
+            "bench.naive_server:app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            workers=args.workers,
+            # a worker answers uvicorn's health check only once torch is imported and G built:
+            # on a busy machine that takes longer than uvicorn's default 5 s
+            timeout_worker_healthcheck=120,
+        )
+        return 0
     uvicorn.run(
         create_naive_app(g, description), host=args.host, port=args.port, log_level="warning"
     )

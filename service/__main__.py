@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        access_log=settings.access_log,
         workers=args.workers,
         timeout_keep_alive=settings.keepalive_timeout_s,
     )

@@ -80,6 +80,15 @@ class Batcher:
         self.max_queue = max_queue
         self.executor = executor
         self.metrics = metrics
+        # this model's series, looked up once (labels() takes a lock and a dict lookup)
+        name = model.name
+        self._queue_depth = metrics.queue_depth.labels(name)
+        self._rejected = metrics.rejected.labels(name)
+        self._queue_time = metrics.queue_time.labels(name)
+        self._session_runs = metrics.session_runs.labels(name)
+        self._inference_time = metrics.inference_time.labels(name)
+        self._batch_size = metrics.batch_size.labels(name)
+        self._images = metrics.images.labels(name)
         self.runs = 0  # session runs so far
         self._jobs: collections.deque[_Job] = collections.deque()
         self._pending_rows = 0
@@ -112,7 +121,7 @@ class Batcher:
             if not job.future.done():
                 job.future.set_exception(BatcherStopped(reason))
         self._pending_rows = 0
-        self.metrics.queue_depth.labels(self.model.name).set(0)
+        self._queue_depth.set(0)
 
     async def drain(self, timeout: float) -> None:
         """Finish the requests already queued or running, then stop (a replaced model's end).
@@ -156,7 +165,7 @@ class Batcher:
         if self._stopped or self._wakeup is None:
             raise BatcherStopped("the batcher is not running")
         if len(self._jobs) >= self.max_queue:
-            self.metrics.rejected.labels(self.model.name).inc()
+            self._rejected.inc()
             raise QueueFull(self.model.name)
         if len(z) == 0:
             return np.zeros((0, *self.model.image_shape), dtype=np.uint8)
@@ -164,7 +173,7 @@ class Batcher:
         job = _Job(z=z, labels=labels, future=loop.create_future(), enqueued=loop.time())
         self._jobs.append(job)
         self._pending_rows += job.rows
-        self.metrics.queue_depth.labels(self.model.name).set(len(self._jobs))
+        self._queue_depth.set(len(self._jobs))
         self._wakeup.set()
         return await job.future
 
@@ -198,7 +207,7 @@ class Batcher:
                 self._pending_rows -= job.rows - job.taken
                 continue
             if job.taken == 0:
-                self.metrics.queue_time.labels(self.model.name).observe(now - job.enqueued)
+                self._queue_time.observe(now - job.enqueued)
             start = job.taken
             stop = min(job.rows, start + room)
             parts.append((job, start, stop))
@@ -207,7 +216,7 @@ class Batcher:
             self._pending_rows -= stop - start
             if job.taken == job.rows:
                 self._jobs.popleft()
-        self.metrics.queue_depth.labels(self.model.name).set(len(self._jobs))
+        self._queue_depth.set(len(self._jobs))
         return parts
 
     async def _work(self) -> None:
@@ -245,7 +254,6 @@ class Batcher:
 
     async def _run(self, parts: list[tuple[_Job, int, int]]) -> None:
         """One session run over the parts, in a worker thread; each request gets its rows."""
-        name = self.model.name
         z = np.concatenate([job.z[a:b] for job, a, b in parts])
         labels = None
         if self.model.conditional:
@@ -254,10 +262,10 @@ class Batcher:
         loop = asyncio.get_running_loop()
         images = await loop.run_in_executor(self.executor, self.model.run, z, labels)
         self.runs += 1
-        self.metrics.session_runs.labels(name).inc()
-        self.metrics.inference_time.labels(name).observe(time.perf_counter() - start)
-        self.metrics.batch_size.labels(name).observe(len(z))
-        self.metrics.images.labels(name).inc(len(z))
+        self._session_runs.inc()
+        self._inference_time.observe(time.perf_counter() - start)
+        self._batch_size.observe(len(z))
+        self._images.inc(len(z))
         offset = 0
         for job, a, b in parts:
             chunk = images[offset : offset + (b - a)]

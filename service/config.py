@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    # uvicorn's access log, one line per request; off by default: writing it costs every
+    # request CPU and a write to stderr, and /metrics counts requests by route and status
+    access_log: bool = False
     api_key: SecretStr | None = None  # set: every image and model request needs it as a Bearer
     cors_origins: list[str] = []  # origins whose pages may call the API (JSON list, or ["*"])
     # Seconds an idle kept-alive connection stays open. Longer than the idle timeout of the
@@ -40,6 +43,9 @@ class Settings(BaseSettings):
     # so that they close idle connections first and never send a request on a connection the
     # server is closing (uvicorn's 5 s default races httpx's 5 s pool expiry).
     keepalive_timeout_s: int = Field(default=75, ge=1)
+    # FastAPI's native OpenTelemetry (spans, metrics, logs to a configured provider); off, no
+    # request pays for checking whether a provider is configured (Prometheus is always there)
+    opentelemetry: bool = False
 
     # Request limits
     max_n: int = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -88,6 +89,8 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.static_paths = static_paths  # paths that are their own route label
+        # (method, route, status) -> its counter and latency series, looked up once each
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,5 +117,12 @@ class MetricsMiddleware:
                 path if path in self.static_paths else "unmatched"
             )
             method = scope.get("method", "")
-            self.metrics.requests.labels(method, label, str(status)).inc()
-            self.metrics.latency.labels(method, label).observe(time.perf_counter() - start)
+            series = self._series.get((method, label, status))
+            if series is None:
+                series = (
+                    self.metrics.requests.labels(method, label, str(status)),
+                    self.metrics.latency.labels(method, label),
+                )
+                self._series[(method, label, status)] = series
+            series[0].inc()
+            series[1].observe(time.perf_counter() - start)
