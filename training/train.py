@@ -142,47 +142,36 @@ def _run_arguments(p: argparse._ArgumentGroup, d: TrainOptions) -> None:
         help="under torchrun: gloo, nccl, or auto (nccl on CUDA, gloo on CPU)",
     )
     p.add_argument("--out", default=d.out, help="parent folder of the numbered run directories")
-    p.add_argument(
-        "--sample-every", type=int, default=d.sample_every, help="epochs between sample grids"
-    )
-    p.add_argument(
-        "--checkpoint-every",
-        type=int,
-        default=d.checkpoint_every,
-        help="epochs between checkpoints",
-    )
-    p.add_argument(
-        "--checkpoint-minutes",
-        type=float,
-        default=d.checkpoint_minutes,
-        help="also write checkpoint-latest.pt this often (0: only by epoch)",
-    )
-    p.add_argument(
-        "--max-minutes",
-        type=float,
-        default=None,
-        help="stop cleanly with a checkpoint after this many minutes (resume to continue)",
+    _options(
+        p,
+        d,
+        ("sample_every", int, "epochs between sample grids"),
+        ("checkpoint_every", int, "epochs between checkpoints"),
+        (
+            "checkpoint_minutes",
+            float,
+            "also write checkpoint-latest.pt this often (0: only by epoch)",
+        ),
+        ("max_minutes", float, "stop cleanly with a checkpoint after this many minutes (resume)"),
     )
 
 
 def _metrics_arguments(p: argparse._ArgumentGroup, d: TrainOptions) -> None:
-    p.add_argument(
-        "--metrics",
-        default=d.metrics,
-        help="quality logged while training: cfd (classifier FD, cheap) or fid (Inception)",
+    _options(
+        p,
+        d,
+        ("metrics", str, "quality logged while training: cfd (classifier FD, cheap) or fid"),
+        ("metrics_kimg", float, "thousands of training images between metric points"),
+        ("metrics_images", int, "generated images per metric point"),
     )
-    p.add_argument(
-        "--metrics-kimg",
-        type=float,
-        default=d.metrics_kimg,
-        help="thousands of training images between metric points",
-    )
-    p.add_argument(
-        "--metrics-images",
-        type=int,
-        default=d.metrics_images,
-        help="generated images per metric point",
-    )
+
+
+def _options(p: argparse._ArgumentGroup, d: TrainOptions, *rows: tuple[str, type, str]) -> None:
+    """``--name-with-dashes`` for each (option name, type, help), defaulting to ``d``'s value."""
+    for name, kind, text in rows:
+        p.add_argument(
+            "--" + name.replace("_", "-"), type=kind, default=getattr(d, name), help=text
+        )
 
 
 def _output_arguments(p: argparse._ArgumentGroup, d: TrainOptions) -> None:

@@ -12,29 +12,19 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from training_testlib import fake_options as testlib_options
 
 from training.checkpoint import load_checkpoint
 from training.loop import LATEST, resolve_resume, training_loop
-from training.options import TrainOptions
 from training.train import main as train_main
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def fake_options(tmp_path, **kw):
-    base = {
-        "dataset": "fake",
-        "limit": 128,
-        "epochs": 2,
-        "batch_size": 32,
-        "progress": False,
-        "out": str(tmp_path),
-        "log_every": 1,
-        "g_kwargs": {"width": 8},
-        "d_kwargs": {"width": 8},
-    }
-    base.update(kw)
-    return TrainOptions(**base)
+    """Two epochs of 128 fake images with narrow networks (several checkpoints, quickly)."""
+    narrow = {"g_kwargs": {"width": 8}, "d_kwargs": {"width": 8}}
+    return testlib_options(tmp_path, **{"limit": 128, "epochs": 2, **narrow, **kw})
 
 
 def quiet(*_args):

@@ -4,25 +4,12 @@ import json
 
 import pytest
 import torch
+from training_testlib import fake_options
 
 from training.checkpoint import load_checkpoint, load_generator
 from training.loop import TrainOptions, training_loop
 from training.losses import LOSSES
 from training.networks import ARCHITECTURES, build_generator
-
-
-def fake_options(tmp_path, **kw):
-    base = {
-        "dataset": "fake",
-        "limit": 64,
-        "epochs": 1,
-        "batch_size": 32,
-        "progress": False,
-        "out": str(tmp_path),
-        "log_every": 1,
-    }
-    base.update(kw)
-    return TrainOptions(**base)
 
 
 @pytest.mark.parametrize("loss", sorted(LOSSES))
