@@ -277,9 +277,9 @@ def run(options: Options, config: Config | None = None) -> Outcome:
     deadline = time.monotonic() + options.max_minutes * 60
     with tempfile.TemporaryDirectory(prefix="ganserve-peers-") as tmp:
         subject = prepare_subject(config, Path(tmp))
-        if subject.card.get("conditional"):
+        if subject.card.conditional:
             raise SystemExit(f"error: {subject.name} is conditional; the peers serve unconditional")
-        out.info.update(model=subject.name, card=subject.card, note=subject.note)
+        out.info.update(model=subject.name, card=subject.card.to_dict(), note=subject.note)
         every = systems(subject.models_dir, subject.name, subject.naive_source, options.workers)
         chosen = [s for s in every if _keep(s, options.systems)]
         for peer in sorted({s.framework for s in chosen} & set(envs.PEERS)):
