@@ -43,9 +43,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import servers
+from bench.loadgen import ERROR_COLUMNS, error_columns, errors_by_kind
 from bench.peers import envs
-from bench.run import REPO, Config, machine, prepare_subject
-from bench.wrk import WrkError, WrkResult, error_columns, run_wrk, wrk_binary
+from bench.run import REPO, Config, machine, prepare_subject, write_csv
+from bench.wrk import WrkError, WrkResult, run_wrk, wrk_binary
 
 SECTION = "serving-peers"
 CSV_PATH = REPO / "bench" / "results" / "peers.csv"
@@ -71,13 +72,7 @@ CSV_COLUMNS = [
     "p90_ms",
     "p99_ms",
     "max_ms",
-    "errors",
-    "errors_503_retry_after",
-    "errors_503_no_retry_after",
-    "errors_timeout",
-    "errors_5xx",
-    "errors_other",
-    "errors_by_kind",
+    *ERROR_COLUMNS,
     "server_cpu_ms_per_image",
     "client_cpu_ms_per_request",
     "load_1min",
@@ -211,7 +206,7 @@ def result_row(
         "p99_ms": round(r.latency_ms["99"], 2),
         "max_ms": round(r.latency_ms["max"], 2),
         **error_columns(errors),
-        "errors_by_kind": ";".join(f"{k}:{v}" for k, v in sorted(errors.items())),
+        "errors_by_kind": errors_by_kind(errors),
         "server_cpu_ms_per_image": round(server_cpu_s * 1000 / images, 3) if images else math.nan,
         "client_cpu_ms_per_request": round(r.client_cpu_ms_per_request, 4),
         "load_1min": round(os.getloadavg()[0], 2),
@@ -322,18 +317,8 @@ def run(options: Options, config: Config | None = None) -> Outcome:
                 finally:
                     server.stop()
     out.info["elapsed_s"] = (datetime.now(UTC) - started).total_seconds()
-    out.info["csv"] = write_csv(out.rows, CSV_PATH)
+    out.info["csv"] = write_csv(out.rows, CSV_PATH, CSV_COLUMNS)
     return out
-
-
-def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
-    return path
 
 
 def read_csv(path: Path = CSV_PATH) -> list[dict[str, Any]]:
