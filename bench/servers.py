@@ -194,17 +194,22 @@ class Server:
         self.stop()
 
 
+def _with_workers(name: str, args: list[str], workers: int) -> tuple[str, list[str]]:
+    """The name and arguments of a server of ``workers`` processes: ``-wN`` and ``--workers N``
+    unless it is one."""
+    if workers == 1:
+        return name, args
+    return f"{name}-w{workers}", [*args, "--workers", str(workers)]
+
+
 def ganserve(
     models_dir: Path, log_path: Path, env: dict[str, str] | None = None, workers: int = 1
 ) -> Server:
     """ganserve as ``make serve`` runs it: ``python -m service`` with default settings."""
     args = ["-m", "service", "--host", "127.0.0.1", "--port", "{port}"]
     args += ["--models-dir", str(models_dir)]
-    if workers != 1:
-        args += ["--workers", str(workers)]
     return Server(
-        "ganserve" if workers == 1 else f"ganserve-w{workers}",
-        args,
+        *_with_workers("ganserve", args, workers),
         health="/readyz",
         log_path=log_path,
         env=env,
@@ -215,11 +220,8 @@ def naive(source: tuple[str, Path], log_path: Path, workers: int = 1) -> Server:
     """The naive server; ``source`` is ("--checkpoint", path) or ("--model-dir", path)."""
     flag, path = source
     args = ["-m", "bench.naive_server", "--port", "{port}", flag, str(path)]
-    if workers != 1:
-        args += ["--workers", str(workers)]
     return Server(
-        "naive" if workers == 1 else f"naive-w{workers}",
-        args,
+        *_with_workers("naive", args, workers),
         health="/healthz",
         log_path=log_path,
         ready_timeout_s=300.0,
