@@ -45,6 +45,7 @@ from typing import Any
 from bench import servers
 from bench.loadgen import ERROR_COLUMNS, error_columns, errors_by_kind
 from bench.peers import envs
+from bench.report import figure as _f
 from bench.run import REPO, Config, machine, prepare_subject, write_csv
 from bench.wrk import WrkError, WrkResult, run_wrk, wrk_binary
 
@@ -455,10 +456,6 @@ def goals(rows: list[dict[str, Any]], connections: int = 32) -> list[dict[str, A
 
 
 # -- the docs section ----------------------------------------------------------------------
-
-
-def _f(value: float, digits: int = 0) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
 
 
 def _errors(cell: dict[str, Any]) -> str:
