@@ -47,7 +47,7 @@ from bench.loadgen import ERROR_COLUMNS, error_columns, errors_by_kind
 from bench.peers import envs
 from bench.report import figure as _f
 from bench.run import REPO, Config, machine, prepare_subject, write_csv
-from bench.wrk import WrkError, WrkResult, run_wrk, wrk_binary
+from bench.wrk import WrkError, WrkResult, measure_server, wrk_binary
 
 SECTION = "serving-peers"
 CSV_PATH = REPO / "bench" / "results" / "peers.csv"
@@ -218,22 +218,16 @@ def measure(
     server: servers.Server, model: str, images: int, options: Options, first_seed: int
 ) -> tuple[WrkResult, float]:
     """A warm-up, then the measured wrk cell; its result and the server's CPU seconds."""
-    assert server.process is not None
-    body = body_for(model, images)
-    common = {"connections": options.connections, "threads": options.threads}
-    if options.warmup_s > 0:
-        run_wrk(server.url, "/generate", body, duration_s=options.warmup_s, **common)
-    before = servers.server_cpu_s(server.process.pid)
-    r = run_wrk(
-        server.url,
-        "/generate",
-        body,
+    return measure_server(
+        server,
+        body_for(model, images),
+        connections=options.connections,
+        threads=options.threads,
         duration_s=options.seconds,
+        warmup_s=options.warmup_s,
         first_seed=first_seed,
         images_per_request=images,
-        **common,
     )
-    return r, servers.server_cpu_s(server.process.pid) - before
 
 
 def _keep(system: System, wanted: tuple[str, ...]) -> bool:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import servers
 from bench.loadgen import Rates, check_loopback
 
 LUA = Path(__file__).with_name("wrk_post.lua")
@@ -142,3 +143,18 @@ def run_wrk(
     result.extra["wall_s"] = time.perf_counter() - begin
     result.extra["command"] = cmd
     return result
+
+
+def measure_server(
+    server: servers.Server, body: str, *, warmup_s: float = 0.0, **options: Any
+) -> tuple[WrkResult, float]:
+    """``warmup_s`` of unrecorded load, then one measured wrk run on ``server``'s POST
+    /generate (``options``: run_wrk's, the warm-up takes its connections and threads);
+    its result and the CPU seconds the server's processes spent during it."""
+    assert server.process is not None
+    if warmup_s > 0:
+        warmup = {k: options[k] for k in ("connections", "threads") if k in options}
+        run_wrk(server.url, "/generate", body, duration_s=warmup_s, **warmup)
+    before = servers.server_cpu_s(server.process.pid)
+    r = run_wrk(server.url, "/generate", body, **options)
+    return r, servers.server_cpu_s(server.process.pid) - before
