@@ -119,39 +119,38 @@ def systems(
 ) -> list[System]:
     """Every system of the table, ganserve first."""
     model_dir = subject_models_dir / model
+    ours: dict[str, tuple[str, Callable[[Path, int], servers.Server]]] = {
+        "ganserve": (
+            "ganserve",
+            lambda log, w: servers.ganserve(subject_models_dir, log, workers=w),
+        ),
+        "naive": (
+            "naive (FastAPI + PyTorch)",
+            lambda log, w: servers.naive(naive_source, log, workers=w),
+        ),
+    }
     out: list[System] = []
-    for w in workers:
-        suffix = "" if w == 1 else f"-w{w}"
-        out.append(
-            System(
-                f"ganserve{suffix}",
-                "ganserve",
-                w,
-                f"ganserve, {w} worker{'s' if w > 1 else ''}",
-                lambda log, w=w: servers.ganserve(subject_models_dir, log, workers=w),
+    for framework, (label, start) in ours.items():
+        for w in workers:
+            out.append(
+                System(
+                    servers.named(framework, w),
+                    framework,
+                    w,
+                    f"{label}, {_count(w, 'worker')}",
+                    lambda log, w=w, start=start: start(log, w),
+                )
             )
-        )
-    for w in workers:
-        suffix = "" if w == 1 else f"-w{w}"
-        out.append(
-            System(
-                f"naive{suffix}",
-                "naive",
-                w,
-                f"naive (FastAPI + PyTorch), {w} worker{'s' if w > 1 else ''}",
-                lambda log, w=w: servers.naive(naive_source, log, workers=w),
-            )
-        )
     for refresh in (True, False):
         for w in workers:
             name = "bentoml" if refresh else "bentoml-norefresh"
             how = "documented" if refresh else "session refresh off"
             out.append(
                 System(
-                    f"{name}{'' if w == 1 else f'-w{w}'}",
+                    servers.named(name, w),
                     "bentoml",
                     w,
-                    f"BentoML, {how}, {w} API worker{'s' if w > 1 else ''}",
+                    f"BentoML, {how}, {_count(w, 'API worker')}",
                     lambda log, w=w, refresh=refresh: servers.bentoml(
                         model_dir,
                         log,
@@ -164,14 +163,18 @@ def systems(
     for w in workers:
         out.append(
             System(
-                f"ray{'' if w == 1 else f'-w{w}'}",
+                servers.named("ray", w),
                 "ray",
                 w,
-                f"Ray Serve, {w} replica{'s' if w > 1 else ''}",
+                f"Ray Serve, {_count(w, 'replica')}",
                 lambda log, w=w: servers.ray(model_dir, log, envs.python_of("ray"), replicas=w),
             )
         )
     return out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n > 1 else ''}"
 
 
 def body_for(model: str, images: int) -> str:
@@ -400,7 +403,7 @@ def goals(rows: list[dict[str, Any]], connections: int = 32) -> list[dict[str, A
     for (name, images), cell in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         if cell["framework"] in ("ganserve", "naive"):
             continue
-        mine = "ganserve" if cell["workers"] == 1 else f"ganserve-w{cell['workers']}"
+        mine = servers.named("ganserve", cell["workers"])
         g = table.get((mine, images))
         if g is None:
             continue
@@ -420,8 +423,7 @@ def goals(rows: list[dict[str, Any]], connections: int = 32) -> list[dict[str, A
             }
         )
     for workers in (1, 2):
-        suffix = "" if workers == 1 else f"-w{workers}"
-        mine, theirs = f"ganserve{suffix}", f"naive{suffix}"
+        mine, theirs = servers.named("ganserve", workers), servers.named("naive", workers)
         ratios = _round_ratios(rows, mine, theirs, 1)
         if ratios:
             ratio = _median(ratios)

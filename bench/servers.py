@@ -194,12 +194,17 @@ class Server:
         self.stop()
 
 
+def named(name: str, workers: int) -> str:
+    """The name of a server of ``workers`` processes (or replicas): ``name-wN`` unless one."""
+    return name if workers == 1 else f"{name}-w{workers}"
+
+
 def _with_workers(name: str, args: list[str], workers: int) -> tuple[str, list[str]]:
     """The name and arguments of a server of ``workers`` processes: ``-wN`` and ``--workers N``
     unless it is one."""
     if workers == 1:
         return name, args
-    return f"{name}-w{workers}", [*args, "--workers", str(workers)]
+    return named(name, workers), [*args, "--workers", str(workers)]
 
 
 def ganserve(
@@ -237,7 +242,7 @@ def bentoml(
     env["BENTOML_DO_NOT_TRACK"] = "True"  # no usage reports (nothing outside loopback)
     name = "bentoml" if session_refresh else "bentoml-norefresh"
     return Server(
-        name if workers == 1 else f"{name}-w{workers}",
+        named(name, workers),
         ["-m", "bentoml", "serve", "bench.peers.bentoml_service:Images"]
         + ["--host", "127.0.0.1", "--port", "{port}"],
         health="/readyz",
@@ -251,7 +256,7 @@ def bentoml(
 def ray(model_dir: Path, log_path: Path, python: Path, *, replicas: int = 1) -> Server:
     """``bench/peers/ray_service.py`` (Ray Serve) in its own environment."""
     return Server(
-        "ray" if replicas == 1 else f"ray-w{replicas}",
+        named("ray", replicas),
         ["-m", "bench.peers.ray_service", "--model-dir", str(model_dir)]
         + ["--port", "{port}", "--replicas", str(replicas)],
         health="/healthz",
