@@ -32,7 +32,7 @@ from pathlib import Path
 
 from bench import servers
 from bench.run import REPO, _cards, _default_model
-from bench.wrk import WrkError, run_wrk
+from bench.wrk import WrkError, measure_server
 
 WORKTREE = "worktree"
 
@@ -98,22 +98,16 @@ def measure(
     server: servers.Server, model: str, args: argparse.Namespace, seed: int, warmup_s: float
 ) -> dict[str, float]:
     """One wrk cell (after ``warmup_s`` of unrecorded load): rates, latency, server CPU."""
-    assert server.process is not None
-    body = f'{{"model": "{model}", "n": {args.images}, "seed": {{seed}}}}'
-    common = {"connections": args.connections, "threads": 1}
-    if warmup_s > 0:
-        run_wrk(server.url, "/generate", body, duration_s=warmup_s, **common)
-    before = servers.server_cpu_s(server.process.pid)
-    r = run_wrk(
-        server.url,
-        "/generate",
-        body,
+    r, cpu = measure_server(
+        server,
+        f'{{"model": "{model}", "n": {args.images}, "seed": {{seed}}}}',
+        connections=args.connections,
+        threads=1,
         duration_s=args.seconds,
+        warmup_s=warmup_s,
         first_seed=seed,
         images_per_request=args.images,
-        **common,
     )
-    cpu = servers.server_cpu_s(server.process.pid) - before
     images = max(r.ok * args.images, 1)
     return {
         "images_per_s": r.images_per_s,

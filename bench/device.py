@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import platform
 import shutil
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.report import figure as _f
 
 REPO = Path(__file__).resolve().parent.parent
 SECTION = "device-check"
@@ -266,14 +267,6 @@ def measure_train(steps: int, rounds: int) -> str:
 
 
 # -- the report step -----------------------------------------------------------------------
-
-
-def _f(value: Any, digits: int = 0) -> str:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return "–"
-    return "–" if math.isnan(v) else f"{v:,.{digits}f}"
 
 
 def report(results: Path) -> str:

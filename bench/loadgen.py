@@ -40,6 +40,61 @@ import numpy as np
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RETRY_AFTER_503 = "503+retry-after"
+# The CSV's error columns: error_columns()'s counts, then every kind with its count.
+ERROR_COLUMNS = (
+    "errors",
+    "errors_503_retry_after",
+    "errors_503_no_retry_after",
+    "errors_timeout",
+    "errors_5xx",
+    "errors_other",
+    "errors_by_kind",
+)
+
+
+def error_columns(errors: Counter[str]) -> dict[str, int]:
+    """The CSV's error counts: all, 503 with and without Retry-After, timeouts, other 5xx,
+    the rest."""
+    n503 = errors.get(RETRY_AFTER_503, 0)
+    bare = errors.get("503", 0)
+    timeouts = errors.get("timeout", 0)
+    n5xx = sum(v for k, v in errors.items() if k.isdigit() and k.startswith("5") and k != "503")
+    total = sum(errors.values())
+    return {
+        "errors": total,
+        "errors_503_retry_after": n503,
+        "errors_503_no_retry_after": bare,
+        "errors_timeout": timeouts,
+        "errors_5xx": n5xx,
+        "errors_other": total - n503 - bare - timeouts - n5xx,
+    }
+
+
+def errors_by_kind(errors: Counter[str]) -> str:
+    """The CSV's ``errors_by_kind``: ``kind:count`` pairs by kind, ``;`` between them."""
+    return ";".join(f"{k}:{v}" for k, v in sorted(errors.items()))
+
+
+class Rates:
+    """Rates and error total of a result that has these counts (fields or properties)."""
+
+    completed: int  # answers of any status
+    ok: int  # successful answers
+    duration_s: float
+    images_per_request: int
+    errors: Counter[str]  # by kind
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.completed / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.ok * self.images_per_request / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
 
 
 @dataclass(frozen=True)
@@ -110,7 +165,7 @@ class Window:
 
 
 @dataclass
-class Measurement:
+class Measurement(Rates):
     """The result of one closed- or open-loop measurement."""
 
     mode: str  # "closed" or "open"
@@ -130,18 +185,6 @@ class Measurement:
     unfinished: int = 0  # in flight when the time bound cancelled them
     not_sent: int = 0  # open loop: due while max_in_flight were outstanding
     elapsed_s: float = 0.0  # wall time of the whole measurement
-
-    @property
-    def requests_per_s(self) -> float:
-        return self.completed / self.duration_s if self.duration_s > 0 else 0.0
-
-    @property
-    def images_per_s(self) -> float:
-        return self.ok * self.images_per_request / self.duration_s if self.duration_s > 0 else 0.0
-
-    @property
-    def error_count(self) -> int:
-        return sum(self.errors.values())
 
     def percentile(self, q: float) -> float:
         """Latency percentile ``q`` (0..100) in seconds over the successful answers."""

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from bench.loadgen import Options
+from bench.report import figure as _f
 from bench.run import paired_rounds
 
 SECTION = "serving-benchmark"
-
-
-def _f(value: Any, digits: int = 0) -> str:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return "–"
-    return "–" if math.isnan(v) else f"{v:,.{digits}f}"
 
 
 def _errors(r: dict[str, Any]) -> str:

@@ -43,9 +43,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import servers
+from bench.loadgen import ERROR_COLUMNS, error_columns, errors_by_kind
 from bench.peers import envs
-from bench.run import REPO, Config, machine, prepare_subject
-from bench.wrk import WrkError, WrkResult, error_columns, run_wrk, wrk_binary
+from bench.report import figure as _f
+from bench.run import REPO, Config, machine, prepare_subject, write_csv
+from bench.wrk import WrkError, WrkResult, measure_server, wrk_binary
 
 SECTION = "serving-peers"
 CSV_PATH = REPO / "bench" / "results" / "peers.csv"
@@ -71,13 +73,7 @@ CSV_COLUMNS = [
     "p90_ms",
     "p99_ms",
     "max_ms",
-    "errors",
-    "errors_503_retry_after",
-    "errors_503_no_retry_after",
-    "errors_timeout",
-    "errors_5xx",
-    "errors_other",
-    "errors_by_kind",
+    *ERROR_COLUMNS,
     "server_cpu_ms_per_image",
     "client_cpu_ms_per_request",
     "load_1min",
@@ -123,39 +119,38 @@ def systems(
 ) -> list[System]:
     """Every system of the table, ganserve first."""
     model_dir = subject_models_dir / model
+    ours: dict[str, tuple[str, Callable[[Path, int], servers.Server]]] = {
+        "ganserve": (
+            "ganserve",
+            lambda log, w: servers.ganserve(subject_models_dir, log, workers=w),
+        ),
+        "naive": (
+            "naive (FastAPI + PyTorch)",
+            lambda log, w: servers.naive(naive_source, log, workers=w),
+        ),
+    }
     out: list[System] = []
-    for w in workers:
-        suffix = "" if w == 1 else f"-w{w}"
-        out.append(
-            System(
-                f"ganserve{suffix}",
-                "ganserve",
-                w,
-                f"ganserve, {w} worker{'s' if w > 1 else ''}",
-                lambda log, w=w: servers.ganserve(subject_models_dir, log, workers=w),
+    for framework, (label, start) in ours.items():
+        for w in workers:
+            out.append(
+                System(
+                    servers.named(framework, w),
+                    framework,
+                    w,
+                    f"{label}, {_count(w, 'worker')}",
+                    lambda log, w=w, start=start: start(log, w),
+                )
             )
-        )
-    for w in workers:
-        suffix = "" if w == 1 else f"-w{w}"
-        out.append(
-            System(
-                f"naive{suffix}",
-                "naive",
-                w,
-                f"naive (FastAPI + PyTorch), {w} worker{'s' if w > 1 else ''}",
-                lambda log, w=w: servers.naive(naive_source, log, workers=w),
-            )
-        )
     for refresh in (True, False):
         for w in workers:
             name = "bentoml" if refresh else "bentoml-norefresh"
             how = "documented" if refresh else "session refresh off"
             out.append(
                 System(
-                    f"{name}{'' if w == 1 else f'-w{w}'}",
+                    servers.named(name, w),
                     "bentoml",
                     w,
-                    f"BentoML, {how}, {w} API worker{'s' if w > 1 else ''}",
+                    f"BentoML, {how}, {_count(w, 'API worker')}",
                     lambda log, w=w, refresh=refresh: servers.bentoml(
                         model_dir,
                         log,
@@ -168,14 +163,18 @@ def systems(
     for w in workers:
         out.append(
             System(
-                f"ray{'' if w == 1 else f'-w{w}'}",
+                servers.named("ray", w),
                 "ray",
                 w,
-                f"Ray Serve, {w} replica{'s' if w > 1 else ''}",
+                f"Ray Serve, {_count(w, 'replica')}",
                 lambda log, w=w: servers.ray(model_dir, log, envs.python_of("ray"), replicas=w),
             )
         )
     return out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n > 1 else ''}"
 
 
 def body_for(model: str, images: int) -> str:
@@ -211,7 +210,7 @@ def result_row(
         "p99_ms": round(r.latency_ms["99"], 2),
         "max_ms": round(r.latency_ms["max"], 2),
         **error_columns(errors),
-        "errors_by_kind": ";".join(f"{k}:{v}" for k, v in sorted(errors.items())),
+        "errors_by_kind": errors_by_kind(errors),
         "server_cpu_ms_per_image": round(server_cpu_s * 1000 / images, 3) if images else math.nan,
         "client_cpu_ms_per_request": round(r.client_cpu_ms_per_request, 4),
         "load_1min": round(os.getloadavg()[0], 2),
@@ -222,22 +221,16 @@ def measure(
     server: servers.Server, model: str, images: int, options: Options, first_seed: int
 ) -> tuple[WrkResult, float]:
     """A warm-up, then the measured wrk cell; its result and the server's CPU seconds."""
-    assert server.process is not None
-    body = body_for(model, images)
-    common = {"connections": options.connections, "threads": options.threads}
-    if options.warmup_s > 0:
-        run_wrk(server.url, "/generate", body, duration_s=options.warmup_s, **common)
-    before = servers.server_cpu_s(server.process.pid)
-    r = run_wrk(
-        server.url,
-        "/generate",
-        body,
+    return measure_server(
+        server,
+        body_for(model, images),
+        connections=options.connections,
+        threads=options.threads,
         duration_s=options.seconds,
+        warmup_s=options.warmup_s,
         first_seed=first_seed,
         images_per_request=images,
-        **common,
     )
-    return r, servers.server_cpu_s(server.process.pid) - before
 
 
 def _keep(system: System, wanted: tuple[str, ...]) -> bool:
@@ -322,18 +315,8 @@ def run(options: Options, config: Config | None = None) -> Outcome:
                 finally:
                     server.stop()
     out.info["elapsed_s"] = (datetime.now(UTC) - started).total_seconds()
-    out.info["csv"] = write_csv(out.rows, CSV_PATH)
+    out.info["csv"] = write_csv(out.rows, CSV_PATH, CSV_COLUMNS)
     return out
-
-
-def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
-    return path
 
 
 def read_csv(path: Path = CSV_PATH) -> list[dict[str, Any]]:
@@ -420,7 +403,7 @@ def goals(rows: list[dict[str, Any]], connections: int = 32) -> list[dict[str, A
     for (name, images), cell in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         if cell["framework"] in ("ganserve", "naive"):
             continue
-        mine = "ganserve" if cell["workers"] == 1 else f"ganserve-w{cell['workers']}"
+        mine = servers.named("ganserve", cell["workers"])
         g = table.get((mine, images))
         if g is None:
             continue
@@ -440,8 +423,7 @@ def goals(rows: list[dict[str, Any]], connections: int = 32) -> list[dict[str, A
             }
         )
     for workers in (1, 2):
-        suffix = "" if workers == 1 else f"-w{workers}"
-        mine, theirs = f"ganserve{suffix}", f"naive{suffix}"
+        mine, theirs = servers.named("ganserve", workers), servers.named("naive", workers)
         ratios = _round_ratios(rows, mine, theirs, 1)
         if ratios:
             ratio = _median(ratios)
@@ -470,10 +452,6 @@ def goals(rows: list[dict[str, Any]], connections: int = 32) -> list[dict[str, A
 
 
 # -- the docs section ----------------------------------------------------------------------
-
-
-def _f(value: float, digits: int = 0) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
 
 
 def _errors(cell: dict[str, Any]) -> str:

@@ -3,7 +3,9 @@ rewrites only its own."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 from ganserve import sections
 
@@ -18,3 +20,13 @@ HEADER = (
 def write_section(name: str, text: str, path: Path = BENCHMARKS_MD) -> Path:
     """Replace (or append) the section ``name`` of the benchmarks page with ``text``."""
     return sections.write_section(path, name, text, HEADER)
+
+
+def figure(value: Any, digits: int = 0) -> str:
+    """A number as a table cell: thousands separators and ``digits`` decimals; "–" for a
+    value that is missing, not a number, or NaN."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if math.isnan(v) else f"{v:,.{digits}f}"

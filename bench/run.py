@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -31,11 +31,13 @@ from typing import Any
 
 from bench import servers
 from bench.loadgen import (
-    RETRY_AFTER_503,
+    ERROR_COLUMNS,
     Measurement,
     Options,
     RequestSpec,
     closed_loop,
+    error_columns,
+    errors_by_kind,
     open_loop,
 )
 from ganserve.card import CardError, ModelCard, default_model
@@ -61,13 +63,7 @@ CSV_COLUMNS = [
     "p50_ms",
     "p95_ms",
     "p99_ms",
-    "errors",
-    "errors_503_retry_after",
-    "errors_503_no_retry_after",
-    "errors_timeout",
-    "errors_5xx",
-    "errors_other",
-    "errors_by_kind",
+    *ERROR_COLUMNS,
     "unfinished",
     "not_sent",
     "windows",
@@ -242,12 +238,6 @@ def measurement_row(
     run_id: str, system: str, m: Measurement, settings: str = "", round_: int | str = ""
 ) -> dict[str, Any]:
     """One CSV row of an HTTP measurement."""
-    e = m.errors
-    n503 = e.get(RETRY_AFTER_503, 0)
-    n503_bare = e.get("503", 0)
-    timeouts = e.get("timeout", 0)
-    n5xx = sum(v for k, v in e.items() if k.isdigit() and k.startswith("5") and k != "503")
-    other = m.error_count - n503 - n503_bare - timeouts - n5xx
     return {
         "run_id": run_id,
         "round": round_,
@@ -267,13 +257,8 @@ def measurement_row(
         "p50_ms": _ms(m.percentile(50)),
         "p95_ms": _ms(m.percentile(95)),
         "p99_ms": _ms(m.percentile(99)),
-        "errors": m.error_count,
-        "errors_503_retry_after": n503,
-        "errors_503_no_retry_after": n503_bare,
-        "errors_timeout": timeouts,
-        "errors_5xx": n5xx,
-        "errors_other": other,
-        "errors_by_kind": ";".join(f"{k}:{v}" for k, v in sorted(e.items())),
+        **error_columns(m.errors),
+        "errors_by_kind": errors_by_kind(m.errors),
         "unfinished": m.unfinished,
         "not_sent": m.not_sent,
         "windows": len(m.windows),
@@ -305,13 +290,14 @@ def inprocess_row(
     return row
 
 
-def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
+def write_csv(rows: list[dict[str, Any]], path: Path, columns: Sequence[str] = CSV_COLUMNS) -> Path:
+    """``rows`` as a CSV file of ``columns`` (a column a row lacks is left empty)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
+            writer.writerow({k: row.get(k, "") for k in columns})
     return path
 
 

@@ -194,17 +194,27 @@ class Server:
         self.stop()
 
 
+def named(name: str, workers: int) -> str:
+    """The name of a server of ``workers`` processes (or replicas): ``name-wN`` unless one."""
+    return name if workers == 1 else f"{name}-w{workers}"
+
+
+def _with_workers(name: str, args: list[str], workers: int) -> tuple[str, list[str]]:
+    """The name and arguments of a server of ``workers`` processes: ``-wN`` and ``--workers N``
+    unless it is one."""
+    if workers == 1:
+        return name, args
+    return named(name, workers), [*args, "--workers", str(workers)]
+
+
 def ganserve(
     models_dir: Path, log_path: Path, env: dict[str, str] | None = None, workers: int = 1
 ) -> Server:
     """ganserve as ``make serve`` runs it: ``python -m service`` with default settings."""
     args = ["-m", "service", "--host", "127.0.0.1", "--port", "{port}"]
     args += ["--models-dir", str(models_dir)]
-    if workers != 1:
-        args += ["--workers", str(workers)]
     return Server(
-        "ganserve" if workers == 1 else f"ganserve-w{workers}",
-        args,
+        *_with_workers("ganserve", args, workers),
         health="/readyz",
         log_path=log_path,
         env=env,
@@ -215,11 +225,8 @@ def naive(source: tuple[str, Path], log_path: Path, workers: int = 1) -> Server:
     """The naive server; ``source`` is ("--checkpoint", path) or ("--model-dir", path)."""
     flag, path = source
     args = ["-m", "bench.naive_server", "--port", "{port}", flag, str(path)]
-    if workers != 1:
-        args += ["--workers", str(workers)]
     return Server(
-        "naive" if workers == 1 else f"naive-w{workers}",
-        args,
+        *_with_workers("naive", args, workers),
         health="/healthz",
         log_path=log_path,
         ready_timeout_s=300.0,
@@ -235,7 +242,7 @@ def bentoml(
     env["BENTOML_DO_NOT_TRACK"] = "True"  # no usage reports (nothing outside loopback)
     name = "bentoml" if session_refresh else "bentoml-norefresh"
     return Server(
-        name if workers == 1 else f"{name}-w{workers}",
+        named(name, workers),
         ["-m", "bentoml", "serve", "bench.peers.bentoml_service:Images"]
         + ["--host", "127.0.0.1", "--port", "{port}"],
         health="/readyz",
@@ -249,7 +256,7 @@ def bentoml(
 def ray(model_dir: Path, log_path: Path, python: Path, *, replicas: int = 1) -> Server:
     """``bench/peers/ray_service.py`` (Ray Serve) in its own environment."""
     return Server(
-        "ray" if replicas == 1 else f"ray-w{replicas}",
+        named("ray", replicas),
         ["-m", "bench.peers.ray_service", "--model-dir", str(model_dir)]
         + ["--port", "{port}", "--replicas", str(replicas)],
         health="/healthz",

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.loadgen import RETRY_AFTER_503, check_loopback
+from bench import servers
+from bench.loadgen import Rates, check_loopback
 
 LUA = Path(__file__).with_name("wrk_post.lua")
 MARKER = "WRK_JSON "
@@ -35,7 +36,7 @@ class WrkError(RuntimeError):
 
 
 @dataclass
-class WrkResult:
+class WrkResult(Rates):
     """One wrk run: what came back, how fast, and what wrk cost."""
 
     connections: int
@@ -59,18 +60,6 @@ class WrkResult:
         out = Counter({k: v for k, v in self.counts.items() if k != "ok" and v})
         out.update({k: v for k, v in self.socket_errors.items() if v})
         return out
-
-    @property
-    def error_count(self) -> int:
-        return sum(self.errors.values())
-
-    @property
-    def requests_per_s(self) -> float:
-        return self.completed / self.duration_s if self.duration_s > 0 else 0.0
-
-    @property
-    def images_per_s(self) -> float:
-        return self.ok * self.images_per_request / self.duration_s if self.duration_s > 0 else 0.0
 
     @property
     def client_cpu_ms_per_request(self) -> float:
@@ -156,18 +145,16 @@ def run_wrk(
     return result
 
 
-def error_columns(errors: Counter[str]) -> dict[str, int]:
-    """The CSV's error columns (the same split as the httpx load generator's rows)."""
-    n503 = errors.get(RETRY_AFTER_503, 0)
-    bare = errors.get("503", 0)
-    timeouts = errors.get("timeout", 0)
-    n5xx = sum(v for k, v in errors.items() if k.isdigit() and k.startswith("5") and k != "503")
-    total = sum(errors.values())
-    return {
-        "errors": total,
-        "errors_503_retry_after": n503,
-        "errors_503_no_retry_after": bare,
-        "errors_timeout": timeouts,
-        "errors_5xx": n5xx,
-        "errors_other": total - n503 - bare - timeouts - n5xx,
-    }
+def measure_server(
+    server: servers.Server, body: str, *, warmup_s: float = 0.0, **options: Any
+) -> tuple[WrkResult, float]:
+    """``warmup_s`` of unrecorded load, then one measured wrk run on ``server``'s POST
+    /generate (``options``: run_wrk's, the warm-up takes its connections and threads);
+    its result and the CPU seconds the server's processes spent during it."""
+    assert server.process is not None
+    if warmup_s > 0:
+        warmup = {k: options[k] for k in ("connections", "threads") if k in options}
+        run_wrk(server.url, "/generate", body, duration_s=warmup_s, **warmup)
+    before = servers.server_cpu_s(server.process.pid)
+    r = run_wrk(server.url, "/generate", body, **options)
+    return r, servers.server_cpu_s(server.process.pid) - before

@@ -7,7 +7,7 @@ dependency in its thread pool, which would cost every request a thread hop each.
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -23,6 +23,15 @@ bearer = HTTPBearer(
     description="Only when the service has an API key (GANSERVE_API_KEY): "
     "`Authorization: Bearer <key>`.",
 )
+
+T = TypeVar("T")
+
+
+def _loaded(value: T | None) -> T:
+    """``value`` once the models are loaded; 503 while it is still ``None``."""
+    if value is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the models are still loading")
+    return value
 
 
 async def get_settings(request: Request) -> Settings:
@@ -40,25 +49,19 @@ async def get_metrics(request: Request) -> Metrics:
 async def get_registry(request: Request) -> Registry:
     """The loaded models; 503 while they are still loading."""
     registry: Registry | None = request.app.state.registry
-    if registry is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the models are still loading")
-    return registry
+    return _loaded(registry)
 
 
 async def get_image_service(request: Request) -> ImageService:
     """What the image routes use: registry, batchers, limits and metrics together."""
     service: ImageService | None = request.app.state.images
-    if service is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the models are still loading")
-    return service
+    return _loaded(service)
 
 
 async def get_lifecycle(request: Request) -> ModelLifecycle:
     """What reloads the models directory; 503 while the models are still loading."""
     lifecycle: ModelLifecycle | None = request.app.state.lifecycle
-    if lifecycle is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the models are still loading")
-    return lifecycle
+    return _loaded(lifecycle)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import onnxruntime as ort  # type: ignore[import-untyped]
 
 from ganserve.card import CARD_FILE, CardError, CardMissing, CardNotJSON, ModelCard, default_model
 from ganserve.latent import make_latents
+from ganserve.session import cpu_session_options
 from service.config import Settings
 from service.errors import ModelNotFound, ModelRefused
 
@@ -156,26 +156,10 @@ class Registry:
         return model
 
 
-def usable_cores() -> int:
-    """The CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def session_options(settings: Settings) -> ort.SessionOptions:
-    """ORT options: intra-op threads for the cores, one inter-op thread, no spinning."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = settings.intra_op_threads or min(usable_cores(), 8)
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Idle pool threads sleep instead of spinning: the batcher leaves gaps between runs,
-    # and spinning threads would take those cores from request handling and PNG encoding.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    return options
+    """ORT options: ``settings.intra_op_threads`` (default: the usable cores, at most 8)
+    intra-op threads, one inter-op thread, no spinning."""
+    return cpu_session_options(settings.intra_op_threads)
 
 
 def nvidia_driver_present() -> bool:

@@ -23,6 +23,7 @@ import onnxruntime as ort
 
 from ganserve.grid import FAST_PNG_LEVEL, encode_png, make_grid
 from ganserve.latent import make_latents
+from ganserve.session import cpu_session_options
 
 MODEL_DIR_ENV = "PEER_MODEL_DIR"  # the model directory (model.onnx + card.json) a peer serves
 WORKERS_ENV = "PEER_WORKERS"  # worker processes (BentoML) or replicas (Ray Serve)
@@ -46,25 +47,6 @@ class Request:
     padding: int
 
 
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def session_options() -> ort.SessionOptions:
-    """ganserve's CPU session options (service.registry.session_options, default settings)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = min(usable_cores(), 8)
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    return options
-
-
 class Generator:
     """One unconditional exported generator on the CPU provider."""
 
@@ -81,7 +63,7 @@ class Generator:
         if session:
             self.session = ort.InferenceSession(
                 str(model_dir / "model.onnx"),
-                sess_options=session_options(),
+                sess_options=cpu_session_options(),
                 providers=["CPUExecutionProvider"],
             )
 

@@ -7,7 +7,8 @@ import math
 import pytest
 from bench_testlib import LocalServer
 
-from bench.wrk import WrkError, error_columns, parse, run_wrk, wrk_binary
+from bench.loadgen import error_columns
+from bench.wrk import WrkError, parse, run_wrk, wrk_binary
 
 needs_wrk = pytest.mark.skipif(
     wrk_binary() is None, reason="wrk is not installed (Debian: apt-get install wrk)"

@@ -41,6 +41,12 @@ def torch_uint8(g: nn.Module, z: np.ndarray, label: np.ndarray | None = None) ->
     return np.clip(np.round((x + 1) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
 
 
+def assert_refused(model_dir: Path, match: str) -> None:
+    """``verify_model_dir`` refuses ``model_dir`` with a message matching ``match``."""
+    with pytest.raises(ExportError, match=match):
+        verify_model_dir(model_dir)
+
+
 def listing(path: Path) -> list[str]:
     return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
 
@@ -53,13 +59,11 @@ def test_tampered_model_is_detected(make_checkpoint: Callable[..., Path], tmp_pa
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0x01  # one flipped bit inside the weights
     model.write_bytes(bytes(data))
-    with pytest.raises(ExportError, match="does not match its card"):
-        verify_model_dir(model_dir)
+    assert_refused(model_dir, "does not match its card")
     card["sha256"] = "0" * 64
     model.write_bytes(bytes(data))
     (model_dir / "card.json").write_text(json.dumps(card))
-    with pytest.raises(ExportError, match="does not match its card"):
-        verify_model_dir(model_dir)
+    assert_refused(model_dir, "does not match its card")
 
 
 def test_verify_rejects_missing_or_broken_cards(
@@ -67,14 +71,11 @@ def test_verify_rejects_missing_or_broken_cards(
 ) -> None:
     model_dir = export_checkpoint(make_checkpoint("mlp-small"), "m", tmp_path / "models")
     (model_dir / "card.json").write_text("{not json")
-    with pytest.raises(ExportError, match="not valid JSON"):
-        verify_model_dir(model_dir)
+    assert_refused(model_dir, "not valid JSON")
     (model_dir / "card.json").write_text(json.dumps({"name": "m"}))
-    with pytest.raises(ExportError, match="not a ganserve model card"):
-        verify_model_dir(model_dir)
+    assert_refused(model_dir, "not a ganserve model card")
     (model_dir / "card.json").unlink()
-    with pytest.raises(ExportError, match="has no card.json"):
-        verify_model_dir(model_dir)
+    assert_refused(model_dir, "has no card.json")
 
 
 def test_update_quality_rewrites_card_metadata_and_hash(

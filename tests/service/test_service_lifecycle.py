@@ -361,13 +361,26 @@ async def readiness(client: httpx.AsyncClient) -> dict:
     return (await client.get("/readyz")).json()
 
 
+def both_apis(*models: str) -> list[tuple[str, str]]:
+    """Each model through the PNG route and through the v2 protocol."""
+    return [(api, model) for model in models for api in ("png", "v2")]
+
+
+def baselines(url: str, targets: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+    return {t: baseline(url, t) for t in targets}
+
+
+def assert_all_ok(answers: list[Answer]) -> None:
+    assert [a.status for a in answers if a.status != 200] == []
+
+
 @pytest.mark.slow
 def test_a_replaced_model_switches_to_the_new_bytes_with_no_failed_request(
     polled: tuple[str, Path],
 ) -> None:
     url, root = polled
-    targets = [("png", "swap"), ("v2", "swap")]
-    old = {t: baseline(url, t) for t in targets}
+    targets = both_apis("swap")
+    old = baselines(url, targets)
 
     async def new_version_served(client: httpx.AsyncClient) -> bool:
         r = await client.get("/models/swap")
@@ -376,8 +389,8 @@ def test_a_replaced_model_switches_to_the_new_bytes_with_no_failed_request(
     answers, changed = asyncio.run(
         under_load(url, targets, lambda: replace_files(root / "swap", NEW), new_version_served)
     )
-    assert [a.status for a in answers if a.status != 200] == []
-    new = {t: baseline(url, t) for t in targets}
+    assert_all_ok(answers)
+    new = baselines(url, targets)
     for target in targets:
         assert new[target] != old[target]
         assert_switch(of(answers, target), old[target], new[target], changed)
@@ -387,7 +400,7 @@ def test_a_replaced_model_switches_to_the_new_bytes_with_no_failed_request(
 @pytest.mark.slow
 def test_a_new_model_starts_serving_with_no_failed_request(polled: tuple[str, Path]) -> None:
     url, root = polled
-    targets = [("png", "steady"), ("v2", "steady")]
+    targets = both_apis("steady")
 
     def add() -> None:
         install(root, ".fresh-staging", NEW)  # staged in a hidden folder, then renamed
@@ -399,7 +412,7 @@ def test_a_new_model_starts_serving_with_no_failed_request(polled: tuple[str, Pa
         return "fresh" in (await readiness(client))["models"]
 
     answers, _ = asyncio.run(under_load(url, targets, add, served))
-    assert [a.status for a in answers if a.status != 200] == []
+    assert_all_ok(answers)
     assert httpx.get(f"{url}/models/fresh").json()["card"]["dataset"] == "mnist"
     assert baseline(url, ("png", "fresh")) != baseline(url, ("png", "steady"))
     assert baseline(url, ("v2", "fresh")) != baseline(url, ("v2", "steady"))
@@ -410,8 +423,8 @@ def test_a_broken_new_version_is_refused_and_the_old_one_keeps_serving(
     polled: tuple[str, Path],
 ) -> None:
     url, root = polled
-    targets = [("png", "keep"), ("v2", "keep")]
-    old = {t: baseline(url, t) for t in targets}
+    targets = both_apis("keep")
+    old = baselines(url, targets)
 
     async def refused(client: httpx.AsyncClient) -> bool:
         return "keep" in (await readiness(client))["refused"]
@@ -419,7 +432,7 @@ def test_a_broken_new_version_is_refused_and_the_old_one_keeps_serving(
     answers, _ = asyncio.run(
         under_load(url, targets, lambda: corrupt_model(root / "keep"), refused)
     )
-    assert [a.status for a in answers if a.status != 200] == []
+    assert_all_ok(answers)
     for target in targets:
         assert {a.body for a in of(answers, target)} == {old[target]}
     ready = httpx.get(f"{url}/readyz").json()
@@ -432,7 +445,7 @@ def test_a_removed_model_stops_serving_and_the_others_never_fail(
     polled: tuple[str, Path],
 ) -> None:
     url, root = polled
-    targets = [("png", "steady"), ("v2", "steady"), ("png", "gone"), ("v2", "gone")]
+    targets = both_apis("steady", "gone")
 
     async def removed(client: httpx.AsyncClient) -> bool:
         return "gone" not in (await readiness(client))["models"]
@@ -441,7 +454,7 @@ def test_a_removed_model_stops_serving_and_the_others_never_fail(
         under_load(url, targets, lambda: shutil.rmtree(root / "gone"), removed)
     )
     steady = [a for a in answers if a.target[1] == "steady"]
-    assert [a.status for a in steady if a.status != 200] == []
+    assert_all_ok(steady)
     for target in targets[2:]:
         gone = of(answers, target)
         assert {a.status for a in gone} == {200, 404}

@@ -13,11 +13,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +24,7 @@ import httpx
 import pytest
 from PIL import Image
 from service_testlib import metric_value
+from test_service_e2e import free_port, start_server, stop, wait_ready
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "models"
@@ -41,12 +38,6 @@ CHROMIUM = (
     or shutil.which("chromium-browser")
 )
 SHOTS = os.environ.get("GANSERVE_PAGE_SHOTS")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def shipped(folder: Path, names: tuple[str, ...]) -> Path:
@@ -63,36 +54,13 @@ def serve(models: Path, **env: str) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = ["-m", "service", "--host", "127.0.0.1", "--port", str(port)]
-    environ = os.environ | {"GANSERVE_MODELS_DIR": str(models), "GANSERVE_LOG_LEVEL": "warning"}
-    proc = subprocess.Popen(
-        [sys.executable, *args],
-        cwd=REPO,
-        env=environ | env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    settings = {"GANSERVE_MODELS_DIR": str(models), "GANSERVE_LOG_LEVEL": "warning"}
+    proc = start_server(args, settings | env)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited with {proc.returncode}:\n{proc.stdout.read()}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("the server did not become ready")
-            time.sleep(0.2)
+        wait_ready(proc, url, timeout=120)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        stop(proc)
 
 
 @pytest.fixture(scope="module")

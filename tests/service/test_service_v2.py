@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -165,6 +165,16 @@ def z_of(shape: tuple[int, ...], dtype: str = "float32") -> np.ndarray:
     return np.zeros(shape, dtype=dtype)
 
 
+def z_and_labels(
+    n: int, labels: np.ndarray, datatype: str = "INT64"
+) -> Callable[[bool], list[httpclient.InferInput]]:
+    """Inputs of ``n`` zero latents and ``labels`` (as ``datatype``), binary or JSON."""
+    return lambda b: [
+        tensor("z", z_of((n, 100)), "FP32", b),
+        tensor("label", labels, datatype, b),
+    ]
+
+
 BAD_INPUTS = {
     "wrong shape": (
         UNCONDITIONAL,
@@ -222,10 +232,7 @@ BAD_INPUTS = {
     ),
     "label for an unconditional model": (
         UNCONDITIONAL,
-        lambda b: [
-            tensor("z", z_of((1, 100)), "FP32", b),
-            tensor("label", np.zeros(1, np.int64), "INT64", b),
-        ],
+        z_and_labels(1, np.zeros(1, np.int64)),
         "400",
         "model dcgan-fashion has no input 'label'",
     ),
@@ -237,28 +244,19 @@ BAD_INPUTS = {
     ),
     "label out of range": (
         CONDITIONAL,
-        lambda b: [
-            tensor("z", z_of((2, 100)), "FP32", b),
-            tensor("label", np.array([3, 10], np.int64), "INT64", b),
-        ],
+        z_and_labels(2, np.array([3, 10], np.int64)),
         "400",
         "label 10 is outside [0, 10) for model dcgan-cond-fashion",
     ),
     "labels for another batch": (
         CONDITIONAL,
-        lambda b: [
-            tensor("z", z_of((2, 100)), "FP32", b),
-            tensor("label", np.array([3], np.int64), "INT64", b),
-        ],
+        z_and_labels(2, np.array([3], np.int64)),
         "400",
         "input 'label' has 1 labels for 2 latents",
     ),
     "INT32 labels": (
         CONDITIONAL,
-        lambda b: [
-            tensor("z", z_of((1, 100)), "FP32", b),
-            tensor("label", np.array([3], np.int32), "INT32", b),
-        ],
+        z_and_labels(1, np.array([3], np.int32), "INT32"),
         "400",
         "input 'label' must be INT64, not INT32",
     ),
