@@ -271,17 +271,9 @@ def setup(options: TrainOptions) -> Setup:
     start_distributed(world, backend, device)
     torch.manual_seed(o.seed)  # the same on every rank: one init, one stream of latents
     spec = get_arch(o.arch)
-    data = load_dataset(
-        o.dataset,
-        image_shape=spec.image_shape,
-        data_dir=o.data_dir,
-        device=device,
-        download=o.download,
-        limit=o.limit,
-        seed=o.seed,
-        mode=o.data_mode,
-        workers=o.workers,
-    )
+    where = {"data_dir": o.data_dir, "download": o.download, "limit": o.limit, "seed": o.seed}
+    how = {"device": device, "mode": o.data_mode, "workers": o.workers}
+    data = load_dataset(o.dataset, image_shape=spec.image_shape, **where, **how)
     if spec.conditional and data.labels is None:
         raise ValueError(
             f"{o.arch} is conditional, but {o.dataset} has no labels "
