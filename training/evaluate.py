@@ -9,7 +9,10 @@ SOURCE is a checkpoint file, a model dir (``model.onnx`` + ``card.json``) or
 ``make_latents(seed, n, latent_dim)`` (labels ``i % num_classes`` for
 conditional models) against the first ``--num-real`` images of the test split;
 ``real`` puts the first ``--num-gen`` test images against the first
-``--num-real`` train images, the same code on real data (the floor). Prints a
+``--num-real`` train images, the same code on real data (the floor). An image
+folder data set (``--dataset folder:PATH``, as the model was trained on) has no
+test split: its reference is the whole folder (the first ``--num-real``
+images), and ``real`` puts its second half against its first. Prints a
 table and one JSON object, appends one line per metric to
 ``metric-<name>.jsonl`` beside the source (or in ``--out``), and with
 ``--write-card`` records the figures in the model dir's ``card.json``
@@ -41,11 +44,13 @@ from training.metrics.sources import (
     default_data_dir,
     generate,
     get_dataset,
+    load_folder_images,
     load_split,
     open_generator,
 )
 
 DEFAULT_METRICS = "fid,kid,pr,cls"
+FOLDER_METRICS = "fid,kid,pr"  # an image folder has no domain classifier
 LABELS = {
     "fid": "FID",
     "kid": "KID",
@@ -65,12 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "source", help="a checkpoint file, a model dir (model.onnx + card.json), or real"
     )
-    p.add_argument("--dataset", help="fashion-mnist or mnist (default: the source's)")
+    p.add_argument("--dataset", help="fashion-mnist, mnist or folder:PATH (default: the source's)")
     p.add_argument("--data-dir", type=Path, default=default_data_dir(), help="torchvision layout")
     p.add_argument("--num-gen", type=int, default=10000, help="generated (candidate) images")
     p.add_argument("--num-real", type=int, default=10000, help="reference images of the split")
     p.add_argument(
-        "--metrics", default=DEFAULT_METRICS, help=f"comma-separated ({DEFAULT_METRICS})"
+        "--metrics",
+        default=None,
+        help=f"comma-separated (default: {DEFAULT_METRICS}; {FOLDER_METRICS} for an image folder)",
     )
     p.add_argument("--seed", type=int, default=0, help="latent seed (ganserve.latent)")
     p.add_argument("--batch-size", type=int, default=32, help="Inception batch size")
@@ -118,8 +125,7 @@ def write_card_quality(gen: OnnxGenerator, report: dict[str, Any]) -> Path:
         quality.update(entry["results"])
         quality.measured[name] = {
             "num_generated": report["num_gen"],
-            "reference": report["reference"]["selection"] + f" of the {report['dataset']} "
-            f"{report['reference']['split']} split",
+            "reference": reference_text(report),
             "seconds": entry["seconds"],
             "command": report["command"],
             "measured_at": report["timestamp"],
@@ -131,17 +137,25 @@ def write_card_quality(gen: OnnxGenerator, report: dict[str, Any]) -> Path:
     return card.save()
 
 
+def reference_text(report: dict[str, Any]) -> str:
+    """What the reference set was, in words."""
+    ref = report["reference"]
+    if ref.get("split") == "all":  # an image folder: the selection names it
+        return str(ref["selection"])
+    return f"{ref['selection']} of the {report['dataset']} {ref['split']} split"
+
+
 def format_table(report: dict[str, Any]) -> str:
-    cand, ref = report["candidates"], report["reference"]
+    cand = report["candidates"]
     src = report["source"]
     if src["kind"] == "real":
-        what = f"real {report['dataset']} {cand['split']} split ({cand['selection']})"
+        what = f"real {report['dataset']} ({cand['selection']})"
     else:
         cond = "conditional" if src.get("num_classes") else "unconditional"
         what = f"{src['path']} ({src['kind']}, {cond}): {cand['count']} images, seed {cand['seed']}"
     lines = [
         f"candidates: {what}",
-        f"reference:  {report['dataset']} {ref['split']} split ({ref['selection']})",
+        f"reference:  {reference_text(report)}",
         "",
         f"| {'metric':<22} | {'value':>10} |",
         f"|{'-' * 24}|{'-' * 11}:|",
@@ -152,27 +166,75 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+FOLDER = "folder:"
+
+
+def dataset_name(name: str) -> str:
+    """A data set's canonical name: ``fashion-mnist``, ``mnist`` or ``folder:PATH`` as given."""
+    return name if name.startswith(FOLDER) else get_dataset(name).name
+
+
+def same_dataset(a: str, b: str) -> bool:
+    """Whether two names are one data set (folders compared by the folder they resolve to)."""
+    if a.startswith(FOLDER) and b.startswith(FOLDER):
+        return Path(a[len(FOLDER) :]).resolve() == Path(b[len(FOLDER) :]).resolve()
+    return dataset_name(a) == dataset_name(b)
+
+
 def _source(args: argparse.Namespace) -> tuple[Generator | None, str]:
     """The generator to score (None for ``real``) and the data set it is scored against."""
     if args.source == "real":
         if not args.dataset:
-            raise MetricError("real needs --dataset (fashion-mnist or mnist)")
+            raise MetricError("real needs --dataset (fashion-mnist, mnist or folder:PATH)")
         if args.write_card:
             raise MetricError("--write-card needs a model dir, not real")
-        return None, get_dataset(args.dataset).name
+        return None, dataset_name(args.dataset)
     gen = open_generator(args.source, args.device)
     if args.write_card and not isinstance(gen, OnnxGenerator):
         raise MetricError("--write-card needs a model dir (model.onnx + card.json)")
     if args.write_card:
         check_card_sha(gen)
     if args.dataset:
-        dataset = get_dataset(args.dataset).name
-        if gen.dataset and get_dataset(gen.dataset).name != dataset:
+        dataset = dataset_name(args.dataset)
+        if gen.dataset and not same_dataset(gen.dataset, dataset):
             raise MetricError(f"{args.source} was trained on {gen.dataset}, not {dataset}")
         return gen, dataset
     if gen.dataset:
-        return gen, get_dataset(gen.dataset).name
+        return gen, dataset_name(gen.dataset)
     raise MetricError(f"{args.source} does not name its dataset; pass --dataset")
+
+
+def _first(images: ImageSet, n: int, what: str) -> ImageSet:
+    """The first ``n`` images of a folder's set, described as such."""
+    n = min(n, len(images))
+    desc = {**images.description, "count": n, "selection": f"the first {n} {what}"}
+    return ImageSet(images.images[:n], None, desc)
+
+
+def _real_sets(args: argparse.Namespace, dataset: str) -> tuple[ImageSet, ImageSet]:
+    """(reference, candidates) of the real floor: train vs test, or a folder's halves."""
+    if not dataset.startswith(FOLDER):
+        reference = load_split(dataset, args.data_dir, "train", args.num_real)
+        return reference, load_split(dataset, args.data_dir, "test", args.num_gen)
+    folder = load_folder_images(dataset[len(FOLDER) :])
+    half = len(folder) // 2
+    name = Path(dataset[len(FOLDER) :]).resolve().name
+    first = ImageSet(folder.images[:half], None, {**folder.description, "split": "all"})
+    second = ImageSet(folder.images[half:], None, {**folder.description, "split": "all"})
+    reference = _first(first, args.num_real, f"images of the folder {name}")
+    candidates = _first(second, args.num_gen, f"images of the folder {name} after its first half")
+    return reference, candidates
+
+
+def _reference(args: argparse.Namespace, dataset: str) -> ImageSet:
+    """What generated images are scored against: the test split, or the whole folder."""
+    if not dataset.startswith(FOLDER):
+        return load_split(dataset, args.data_dir, "test", args.num_real)
+    folder = load_folder_images(dataset[len(FOLDER) :])
+    name = Path(dataset[len(FOLDER) :]).resolve().name
+    if args.num_real >= len(folder):
+        return folder
+    return _first(folder, args.num_real, f"images of the folder {name}")
 
 
 def _run_metrics(ctx: MetricContext, names: list[str], log: Any) -> dict[str, Any]:
@@ -198,17 +260,23 @@ def evaluate(args: argparse.Namespace, argv: list[str], log: Any) -> dict[str, A
     if args.num_gen < 2 or args.num_real < 2:
         raise MetricError("--num-gen and --num-real must be at least 2")
     gen, dataset = _source(args)
-    labelled = True if gen is None else gen.conditional
-    names = resolve_metrics(args.metrics, labelled)
+    folder = dataset.startswith(FOLDER)
+    labelled = not folder if gen is None else gen.conditional
+    spec = args.metrics or (FOLDER_METRICS if folder else DEFAULT_METRICS)
+    names = resolve_metrics(spec, labelled)
+    if folder and any(n in ("cfd", "acc") for n in names):
+        raise MetricError(
+            "the classifier metrics (cls, cfd, acc) need fashion-mnist or mnist: "
+            "an image folder has no domain classifier"
+        )
     if "pr" in names and min(args.num_gen, args.num_real) <= 3:
         raise MetricError("precision/recall (k=3) needs --num-gen and --num-real of at least 4")
 
     if gen is None:
-        reference = load_split(dataset, args.data_dir, "train", args.num_real)
-        candidates = load_split(dataset, args.data_dir, "test", args.num_gen)
+        reference, candidates = _real_sets(args, dataset)
         source_desc: dict[str, Any] = {"kind": "real", "dataset": dataset}
     else:
-        reference = load_split(dataset, args.data_dir, "test", args.num_real)
+        reference = _reference(args, dataset)
         source_desc = gen.describe()
     cache = None if args.no_cache else FeatureCache(args.cache_dir or FeatureCache.default_dir())
     ctx = MetricContext(
@@ -231,7 +299,8 @@ def evaluate(args: argparse.Namespace, argv: list[str], log: Any) -> dict[str, A
     if gen is not None:
         log(f"generating {args.num_gen} images from {args.source} ...")
         candidates = generate(gen, args.num_gen, seed=args.seed)
-        expected = get_dataset(dataset).image_shape
+        h, w, c = reference.images.shape[1:]
+        expected = (c, h, w)
         got = candidates.images.shape[1:]
         if (got[2], got[0], got[1]) != expected:
             raise MetricError(f"{args.source} makes images {got} (HWC), {dataset} has {expected}")
@@ -250,7 +319,9 @@ def evaluate(args: argparse.Namespace, argv: list[str], log: Any) -> dict[str, A
         "reference": reference.description,
         "metrics": metrics,
         "results": {k: v for m in metrics.values() for k, v in m["results"].items()},
-        "protocol_summary": protocol_summary(names, len(ctx.candidates), len(reference), gen),
+        "protocol_summary": protocol_summary(
+            names, len(ctx.candidates), len(reference), gen, dataset.startswith(FOLDER)
+        ),
         "timings": {**ctx.timings, "total_seconds": round(time.perf_counter() - start, 2)},
         "cache": None
         if cache is None
@@ -264,10 +335,16 @@ def evaluate(args: argparse.Namespace, argv: list[str], log: Any) -> dict[str, A
     }
 
 
-def protocol_summary(names: list[str], n_cand: int, n_ref: int, gen: Generator | None) -> str:
+def protocol_summary(
+    names: list[str], n_cand: int, n_ref: int, gen: Generator | None, folder: bool = False
+) -> str:
     """The protocol in one sentence (the details are in each metric's ``protocol``)."""
-    if gen is None:
+    if gen is None and folder:
+        sets = f"{n_cand} images of the folder's second half vs {n_ref} of its first (the floor)"
+    elif gen is None:
         sets = f"the first {n_cand} test images vs the first {n_ref} train images (the real floor)"
+    elif folder:
+        sets = f"{n_cand} generated images vs {n_ref} images of the training folder"
     else:
         sets = f"{n_cand} generated images vs the first {n_ref} images of the test split"
     parts = []

@@ -244,3 +244,92 @@ def test_real_floor_with_inception_metrics_and_the_cache(capsys, tmp_path, data_
     assert second["cache"]["hits"] == 2
     assert second["results"] == first["results"]
     assert len((tmp_path / "out" / "metric-fid.jsonl").read_text().splitlines()) == 2
+
+
+# -- image folder data sets (folder:PATH): the whole folder is the reference ------------------
+
+
+def make_folder(path: Path, n: int = 8, size: int = 16) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    path.mkdir(parents=True)
+    for i in range(n):
+        pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        Image.fromarray(pixels, "RGB").save(path / f"{i:03d}.png")
+    return path
+
+
+def make_rgb_model_dir(path: Path, dataset: str, size: int = 16) -> Path:
+    """An exported unconditional RGB generator: z [batch, 100] -> uint8 [batch, size, size, 3]."""
+    rng = np.random.default_rng(0)
+    pixels = size * size * 3
+    weights = rng.standard_normal(100 * pixels)
+    inits = [
+        helper.make_tensor("W", TensorProto.FLOAT, [100, pixels], weights),
+        helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]),
+        helper.make_tensor("scale", TensorProto.FLOAT, [], [127.5]),
+        helper.make_tensor("shape", TensorProto.INT64, [4], [-1, size, size, 3]),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["z", "W"], ["h"]),
+        helper.make_node("Tanh", ["h"], ["t"]),
+        helper.make_node("Add", ["t", "one"], ["t1"]),
+        helper.make_node("Mul", ["t1", "scale"], ["px"]),
+        helper.make_node("Cast", ["px"], ["u"], to=TensorProto.UINT8),
+        helper.make_node("Reshape", ["u", "shape"], ["image"]),
+    ]
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 100])
+    out = helper.make_tensor_value_info("image", TensorProto.UINT8, ["batch", size, size, 3])
+    model = helper.make_model(
+        helper.make_graph(nodes, "rgb", [z], [out], inits),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
+    model.ir_version = 8
+    path.mkdir(parents=True)
+    onnx.save(model, path / "model.onnx")
+    card = {
+        "name": path.name,
+        "dataset": dataset,
+        "latent_dim": 100,
+        "num_classes": None,
+        "sha256": sha256(path / "model.onnx"),
+    }
+    (path / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    return path
+
+
+def test_folder_model_refuses_classifier_metrics_and_another_folder(capsys, tmp_path):
+    folder = make_folder(tmp_path / "imgs")
+    model = make_rgb_model_dir(tmp_path / "rgb", f"folder:{folder}")
+    code, _, err = run(capsys, str(model), "--metrics", "cls", "--num-gen", "4")
+    assert_one_line_error(code, err, "an image folder has no domain classifier")
+    other = make_folder(tmp_path / "other")
+    argv = [str(model), "--dataset", f"folder:{other}", "--metrics", "fid", "--num-gen", "4"]
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err, f"was trained on folder:{folder}")
+
+
+@pytest.mark.slow  # the Inception network on CPU
+def test_folder_model_scored_against_the_whole_folder_into_its_card(capsys, tmp_path):
+    folder = make_folder(tmp_path / "imgs")
+    model = make_rgb_model_dir(tmp_path / "rgb", f"folder:{folder}")
+    argv = [str(model), "--num-gen", "6", "--write-card", "--no-cache", "--quiet"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    report = last_json(out)
+    assert set(report["metrics"]) == {"fid", "kid", "pr"}  # no classifier for a folder
+    assert report["num_real"] == 8 and report["reference"]["selection"] == (
+        "all 8 images of the folder imgs"
+    )
+    assert "6 generated images vs 8 images of the training folder" in report["protocol_summary"]
+    card = json.loads((model / "card.json").read_text())
+    assert card["quality"]["fid"] == report["results"]["fid"] > 0
+    assert card["quality"]["measured"]["fid"]["reference"] == "all 8 images of the folder imgs"
+    # the floor of a folder: its second half against its first
+    argv = ["real", "--dataset", f"folder:{folder}", "--metrics", "fid", "--no-cache", "--quiet"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    floor = last_json(out)
+    assert floor["num_gen"] == 4 and floor["num_real"] == 4
+    assert "second half" in floor["protocol_summary"] and floor["results"]["fid"] > 0
