@@ -60,8 +60,17 @@ def read_models(models_dir: Path) -> list[ModelCard]:
     return [ModelCard.load(path) for path in sorted(models_dir.glob("*/card.json"))]
 
 
+def dataset_label(dataset: str) -> str:
+    """How the pages name a data set: Fashion-MNIST, MNIST, or an image folder's name."""
+    if dataset.startswith("folder:"):
+        return Path(dataset[len("folder:") :]).name
+    return DATASETS.get(dataset, dataset)
+
+
 def read_floor(floors_dir: Path, dataset: str) -> dict[str, Any] | None:
-    path = floors_dir / f"real-{dataset}.json"
+    """``docs/quality/real-<data set>.json`` (an image folder's by its folder name)."""
+    key = dataset_label(dataset) if dataset.startswith("folder:") else dataset
+    path = floors_dir / f"real-{key}.json"
     if not path.is_file():
         return None
     report = json.loads(path.read_text())
@@ -71,9 +80,16 @@ def read_floor(floors_dir: Path, dataset: str) -> dict[str, Any] | None:
 
 
 def display_order(cards: Iterable[ModelCard]) -> list[ModelCard]:
-    """Cards in the pages' order: Fashion-MNIST, then MNIST, each by FID (unmeasured last)."""
-    order = {name: i for i, name in enumerate(DATASETS)}
+    """Cards in the pages' order: Fashion-MNIST, MNIST, then image folders, each by FID."""
+    cards = list(cards)
+    order = {name: i for i, name in enumerate(datasets_of(cards))}
     return sorted(cards, key=lambda c: (order.get(str(c.dataset), len(order)), *fid_order(c)))
+
+
+def datasets_of(cards: Iterable[ModelCard]) -> list[str]:
+    """Fashion-MNIST and MNIST, then every other data set of the cards (image folders) by name."""
+    others = sorted({str(c.dataset) for c in cards if c.dataset and c.dataset not in DATASETS})
+    return [*DATASETS, *others]
 
 
 def render(models_dir: Path, floors_dir: Path, commands_list: bool = True) -> str:
@@ -82,16 +98,20 @@ def render(models_dir: Path, floors_dir: Path, commands_list: bool = True) -> st
     lines = [head, "|---|---|--:|" + "--:|" * len(COLUMNS)]
     goals: list[str] = []
     commands: list[str] = []
-    for dataset, label in DATASETS.items():
+    for dataset in datasets_of(cards):
+        label = dataset_label(dataset)
         floor = read_floor(floors_dir, dataset)
         if floor is not None:
             cells = " | ".join(_cell(floor["results"], k, f) for k, _, f in COLUMNS)
-            lines.append(f"| real test vs train (the floor) | {label} | | {cells} |")
+            what = "real test vs train" if dataset in DATASETS else "real: second half vs first"
+            lines.append(f"| {what} (the floor) | {label} | | {cells} |")
             commands.append(f"- {label} floor: `{floor['command']}`")
         for card in sorted((c for c in cards if c.dataset == dataset), key=fid_order):
             cells = " | ".join(_cell(_figures(card), k, f) for k, _, f in COLUMNS)
             epochs = "" if card.epochs is None else card.epochs
             lines.append(f"| `{card.name}` | {label} | {epochs} | {cells} |")
+        if dataset not in DATASETS:
+            continue  # the goals are set for Fashion-MNIST and MNIST
         for conditional in (False, True):
             group = [c for c in cards if c.dataset == dataset and c.conditional == conditional]
             best = best_model((c for c in group if c.fid is not None), dataset=dataset)
@@ -165,7 +185,7 @@ def render_training(models_dir: Path) -> str:
         command = f"`{training.command}`" if training.command else "–"
         if options.get("resume"):
             command += f", resumed from `{Path(str(options['resume'])).name}`"
-        data = DATASETS.get(str(card.dataset), str(card.dataset))
+        data = dataset_label(str(card.dataset))
         lines.append(
             f"| `{card.name}` | {_architecture(card)} | {data} | {epochs} | {took} | {command} |"
         )

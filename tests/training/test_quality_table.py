@@ -91,3 +91,20 @@ def test_the_training_table_says_how_each_model_was_trained(tmp_path: Path) -> N
     # A card without training information says so instead of inventing it.
     assert "| `unknown` | `?` | MNIST | 3 | – | – |" in text
     assert text.index("`stopped`") < text.index("`unknown`")  # Fashion-MNIST first
+
+
+def test_an_image_folder_model_follows_mnist_under_its_folder_name(tmp_path: Path) -> None:
+    models, floors = tmp_path / "models", tmp_path / "floors"
+    _card(models, "faces", "folder:../shared/data/emoji64", False, _measured(40.0))
+    _card(models, "digits", "mnist", False, _measured(4.0))
+    floors.mkdir()
+    floor = {"results": {"fid": 5.5}, "command": "python -m training.evaluate real --dataset x"}
+    (floors / "real-emoji64.json").write_text(json.dumps(floor))
+
+    text = render(models, floors)
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "best" not in line]
+    names = [r.split(" | ")[0] for r in rows[2:]]
+    assert names == ["| `digits`", "| real: second half vs first (the floor)", "| `faces`"]
+    assert "| `faces` | emoji64 | 3 | 40.00 |" in text
+    assert "emoji64 |" not in "".join(r for r in text.splitlines() if "best" in r)  # no goal
+    assert "| `faces` | `?` | emoji64 |" in render_training(models)
