@@ -3,6 +3,7 @@
     python -m training.time_to_quality --minutes 120            # train both, then report
     python -m training.time_to_quality --runs RUN_A RUN_B       # report finished runs
     python -m training.time_to_quality --table RUN [RUN ...]    # the recipe table of runs
+    python -m training.time_to_quality --fid RUN --epochs 4 8   # FID of RUN's checkpoints
 
 Trains the reports' recipe and the project's recipe side by side (one process
 and one thread each, started together, so they share the machine alike), each
@@ -13,6 +14,14 @@ is ``dcgan-fashion``'s classifier FD (3.45 at its FID of 22.47, both on 10,000
 images), the quality the reports' recipe reached in 840 kimg. CPU time, not
 wall time, is compared: it is what the recipe costs, whatever else the
 machine runs.
+
+``--fid RUN`` measures the target itself rather than the classifier proxy: the
+FID of the run's checkpoints (``checkpoint-<epoch>.pt``, EMA weights) at the
+evaluation protocol (``python -m training.evaluate CKPT --metrics fid``: 10,000
+generated images vs the 10,000 test images), appended to ``RUN/metric-fid.jsonl``
+with each checkpoint's kimg and training CPU minutes, and reports the first
+checkpoint at or under ``--target-fid`` against the baseline's card
+(``--baseline``, default ``models/dcgan-fashion``: the reports' recipe).
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ RECIPES: dict[str, list[str]] = {
     ],
 }  # fmt: skip
 DEFAULT_TARGET_CFD = 3.45
+DEFAULT_BASELINE = Path(__file__).resolve().parent.parent / "models" / "dcgan-fashion"
 
 
 def read_curve(run: Path) -> list[dict[str, Any]]:
@@ -97,6 +107,97 @@ def recipe_table(runs: list[Path]) -> str:
     return "\n".join(rows)
 
 
+def checkpoint_fids(run: Path, num_gen: int) -> list[dict[str, Any]]:
+    """The FID points of ``run``'s checkpoints in ``metric-fid.jsonl`` at ``num_gen`` images."""
+    path = run / "metric-fid.jsonl"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    points = {}
+    for line in filter(None, map(str.strip, lines)):
+        entry = json.loads(line)
+        src = entry.get("source") or {}
+        if src.get("kind") != "checkpoint" or entry.get("num_gen") != num_gen:
+            continue
+        if src.get("kimg") is None or src.get("cpu_minutes") is None:
+            continue
+        points[src["epoch"]] = {
+            "epoch": src["epoch"],
+            "kimg": src["kimg"],
+            "cpu_minutes": src["cpu_minutes"],
+            "fid": entry["results"]["fid"],
+            "command": entry["command"],
+        }
+    return [points[e] for e in sorted(points)]
+
+
+def measure_checkpoints(run: Path, epochs: list[int] | None, num_gen: int) -> None:
+    """Score each checkpoint of ``run`` not yet scored at ``num_gen`` images (FID only)."""
+    from training.evaluate import main as evaluate
+
+    done = {p["epoch"] for p in checkpoint_fids(run, num_gen)}
+    if epochs:
+        paths = [run / f"checkpoint-{e:06d}.pt" for e in epochs]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise SystemExit(f"error: no such checkpoint: {', '.join(missing)}")
+    else:
+        paths = sorted(run.glob("checkpoint-[0-9]*.pt"))
+    for ckpt in paths:
+        if int(ckpt.stem.split("-")[1]) in done:
+            continue
+        argv = [str(ckpt), "--metrics", "fid", "--num-gen", str(num_gen), "--out", str(run)]
+        if evaluate([*argv, "--quiet"]) != 0:
+            raise SystemExit(f"error: scoring {ckpt} failed")
+
+
+def baseline_point(model_dir: Path) -> dict[str, Any]:
+    """FID, kimg and training seconds of the baseline model, from its card."""
+    from ganserve.card import CardError, ModelCard
+
+    try:
+        card = ModelCard.load(model_dir)
+    except CardError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    seconds = card.training.train_seconds if card.training else None
+    if card.fid is None or seconds is None or card.epochs is None:
+        raise SystemExit(f"error: {model_dir}'s card lacks its FID, epochs or training time")
+    return {"name": card.name, "fid": card.fid, "epochs": card.epochs, "seconds": seconds}
+
+
+def fid_report(run: Path, num_gen: int, target: float | None, baseline: Path) -> str:
+    """The run's FID curve, where it first reached the target, against the baseline's card."""
+    base = baseline_point(baseline)
+    target = base["fid"] if target is None else target
+    curve = checkpoint_fids(run, num_gen)
+    if not curve:
+        raise SystemExit(f"error: {run} has no checkpoint FID at {num_gen} images yet")
+    hit = next((p for p in curve if p["fid"] <= target), None)
+    points = ", ".join(
+        f"{p['kimg']:.0f} kimg / {p['cpu_minutes']:.1f} CPU min: {p['fid']:.2f}" for p in curve
+    )
+    lines = [
+        f"| recipe | command | FID at {num_gen:,} images (kimg / CPU minutes: FID) | "
+        f"reached FID <= {target:.2f} at | training seconds |",
+        "|---|---|---|---|--:|",
+        f"| reports' (`{base['name']}`'s card) | `{command_of_card(baseline)}` | "
+        f"{base['epochs']} epochs: {base['fid']:.2f} | epoch {base['epochs']} | "
+        f"{base['seconds']:,.0f} (wall) |",
+    ]
+    reached = f"epoch {hit['epoch']}, {hit['kimg']:.0f} kimg" if hit else "not reached"
+    seconds = f"{hit['cpu_minutes'] * 60:,.0f} (CPU)" if hit else "–"
+    lines.append(f"| {run.name} | `{command_of(run)}` | {points} | {reached} | {seconds} |")
+    if hit:
+        ratio = base["seconds"] / (hit["cpu_minutes"] * 60)
+        lines.append(f"\nTime to FID {target:.2f}: {ratio:.2f}x less with {run.name}.")
+    return "\n".join(lines)
+
+
+def command_of_card(model_dir: Path) -> str:
+    from ganserve.card import ModelCard
+
+    card = ModelCard.load(model_dir)
+    return (card.training.command if card.training else None) or "?"
+
+
 def train_side_by_side(minutes: float, out: Path, metrics_kimg: float) -> dict[str, Path]:
     procs = {}
     for name, args in RECIPES.items():
@@ -122,7 +223,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/time-to-quality"))
     p.add_argument("--target-cfd", type=float, default=DEFAULT_TARGET_CFD)
     p.add_argument("--metrics-kimg", type=float, default=30)
+    p.add_argument("--fid", type=Path, metavar="RUN", help="score RUN's checkpoints by FID")
+    p.add_argument("--epochs", type=int, nargs="+", help="with --fid: only these checkpoints")
+    p.add_argument("--num-gen", type=int, default=10000, help="with --fid: generated images")
+    p.add_argument("--target-fid", type=float, help="with --fid (default: the baseline's FID)")
+    p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help="a model dir")
     args = p.parse_args(argv)
+    if args.fid:
+        if not args.fid.is_dir():
+            raise SystemExit(f"error: no such run directory: {args.fid}")
+        measure_checkpoints(args.fid, args.epochs, args.num_gen)
+        print(fid_report(args.fid, args.num_gen, args.target_fid, args.baseline))
+        return 0
     if args.table:
         print(recipe_table(args.table))
         return 0

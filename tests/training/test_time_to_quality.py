@@ -52,3 +52,62 @@ def test_the_recipe_table_lists_each_curve(tmp_path, capsys):
     assert main(["--table", str(a)]) == 0
     out = capsys.readouterr().out
     assert "| a | `python -m training.train --lr 0.0005` | 6: 9.00, 13: 5.00 | 20.0 | 5.00 |" in out
+
+
+def _baseline(tmp_path, fid=22.47, epochs=14, seconds=4987.0):
+    model = tmp_path / "baseline"
+    model.mkdir()
+    card = {
+        "name": "dcgan-fashion",
+        "dataset": "fashion-mnist",
+        "epochs": epochs,
+        "quality": {"fid": fid},
+        "training": {"command": "python -m training.train --epochs 14", "train_seconds": seconds},
+    }
+    (model / "card.json").write_text(json.dumps(card))
+    return model
+
+
+def _fid_line(epoch, kimg, cpu_minutes, fid, num_gen=10000):
+    source = {"kind": "checkpoint", "epoch": epoch, "kimg": kimg, "cpu_minutes": cpu_minutes}
+    return json.dumps(
+        {"metric": "fid", "results": {"fid": fid}, "source": source, "num_gen": num_gen,
+         "command": f"python -m training.evaluate ckpt-{epoch}"}
+    )  # fmt: skip
+
+
+def test_fid_of_checkpoints_against_the_baselines_card(tmp_path, capsys):
+    run = _run(tmp_path, "00007-dcgan-fashion-mnist", [(1, 9.0)], lr=5e-4)
+    for epoch in (2, 4):  # scored already, so nothing is evaluated again
+        (run / f"checkpoint-{epoch:06d}.pt").write_bytes(b"")
+    lines = [_fid_line(4, 240.0, 21.5, 21.0), _fid_line(2, 120.0, 10.7, 30.2)]
+    lines.append(_fid_line(4, 240.0, 21.5, 99.0, num_gen=2000))  # another protocol: ignored
+    (run / "metric-fid.jsonl").write_text("\n".join(lines) + "\n")
+    argv = ["--fid", str(run), "--baseline", str(_baseline(tmp_path))]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "120 kimg / 10.7 CPU min: 30.20, 240 kimg / 21.5 CPU min: 21.00" in out
+    assert "| epoch 4, 240 kimg | 1,290 (CPU) |" in out
+    assert "| 14 epochs: 22.47 | epoch 14 | 4,987 (wall) |" in out
+    assert "Time to FID 22.47: 3.87x less with 00007-dcgan-fashion-mnist." in out
+
+
+def test_fid_of_checkpoints_refuses_a_missing_checkpoint_or_run(tmp_path):
+    run = _run(tmp_path, "r", [(1, 9.0)])
+    with pytest.raises(SystemExit, match="no such checkpoint"):
+        main(["--fid", str(run), "--epochs", "3", "--baseline", str(_baseline(tmp_path))])
+    with pytest.raises(SystemExit, match="no such run directory"):
+        main(["--fid", str(tmp_path / "nothing")])
+
+
+def test_a_checkpoint_says_where_in_its_run_it_was_taken(tmp_path):
+    from training_testlib import fake_options
+
+    from training.loop import training_loop
+    from training.metrics.sources import open_generator
+
+    narrow = {"g_kwargs": {"width": 8}, "d_kwargs": {"width": 8}}
+    run = training_loop(fake_options(tmp_path, epochs=2, **narrow), log=lambda *_: None)
+    described = open_generator(run / "checkpoint-000002.pt", "cpu").describe()
+    assert described["epoch"] == 2 and described["kimg"] == 0.1  # 2 epochs of 64 images
+    assert described["cpu_minutes"] > 0

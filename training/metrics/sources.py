@@ -160,6 +160,12 @@ class CheckpointGenerator(Generator):
         self.name = f"{ckpt['arch']}@epoch{ckpt.get('epoch')}"
         self.arch = ckpt["arch"]
         self.epoch = ckpt.get("epoch")
+        # where in its run the checkpoint was taken: thousands of images, training CPU time
+        stats = ckpt.get("stats") or {}
+        batch = (ckpt.get("options") or {}).get("batch_size")
+        self.kimg = round(ckpt["step"] * batch / 1000, 1) if "step" in ckpt and batch else None
+        cpu = stats.get("cpu_seconds")
+        self.cpu_minutes = None if cpu is None else round(cpu / 60, 2)
         self._torch = torch
 
     def generate(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
@@ -174,7 +180,13 @@ class CheckpointGenerator(Generator):
             return x.permute(0, 2, 3, 1).cpu().numpy()
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "arch": self.arch, "epoch": self.epoch}
+        return {
+            **super().describe(),
+            "arch": self.arch,
+            "epoch": self.epoch,
+            "kimg": self.kimg,
+            "cpu_minutes": self.cpu_minutes,
+        }
 
 
 class OnnxGenerator(Generator):
