@@ -72,6 +72,22 @@ def latent_figures(model: str) -> list[Figure]:
     ]
 
 
+def colour_latents(client: Client, model: str) -> list[str]:
+    """The reports' latent-dimension grid of a colour model, saved, and its Markdown."""
+    file = f"latent-dims-{model}.png"
+    call = f"client.perturb(model={model!r}, seed=0, dims=[5, 20, 40, 60, 80], values=[-3, 0, 3])"
+    client.perturb(model=model, seed=0, dims=[5, 20, 40, 60, 80], values=[-3, 0, 3]).save(
+        IMAGES / file
+    )
+    return [
+        f"`{call}`: rows are (dimension, value) for dimensions 5, 20, 40, 60 and 80 set to -3, "
+        "0 and 3 in turn; columns are the 8 base samples of seed 0.",
+        "",
+        f"![{file}](images/{file})",
+        "",
+    ]
+
+
 def grid_table(names: list[str], columns: int, prefix: str, width: int | None) -> str:
     """A Markdown table of the models' grids, ``columns`` to a row."""
     cells = []
@@ -116,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 ROOT / "README.md", "model-grids", grid_table(order, 4, "docs/images/", 150)
             )
             write_section(DOCS / "models.md", "model-grids", grid_table(order, 2, "images/", None))
+            colour: list[str] = []
             for info in models:
                 card = info.card
                 if card.get("conditional"):
@@ -123,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     grid = client.generate(model=info.name, n=64, seed=0, columns=8, scale=2)
                 grid.save(IMAGES / f"model-{info.name}.png")
+                if (card.get("image_shape") or [0])[-1] == 3:
+                    colour += colour_latents(client, info.name)
+            write_section(DOCS / "models.md", "colour-latents", "\n".join(colour).strip())
             latent = args.latent_model or models.default_model
             lines = [
                 "# The latent experiments, through the service",
