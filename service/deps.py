@@ -11,6 +11,7 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from service.config import Settings
 from service.imaging import ImageService
@@ -71,16 +72,28 @@ ImageServiceDep = Annotated[ImageService, Depends(get_image_service)]
 LifecycleDep = Annotated[ModelLifecycle, Depends(get_lifecycle)]
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, as ``bearer`` reads it."""
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    if not (authorization and scheme and credentials) or scheme.lower() != "bearer":
+        return None
+    return credentials
+
+
+def api_key_accepted(settings: Settings, token: str | None) -> bool:
+    """Whether a request with this bearer token may pass: yes when no key is configured."""
+    if settings.api_key is None:
+        return True
+    expected = settings.api_key.get_secret_value().encode()
+    return secrets.compare_digest((token or "").encode(), expected)
+
+
 async def require_api_key(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
     """Refuse the request with 401 unless it carries the configured API key (if any)."""
-    if settings.api_key is None:
-        return
-    expected = settings.api_key.get_secret_value().encode()
-    given = (credentials.credentials if credentials else "").encode()
-    if not secrets.compare_digest(given, expected):
+    if not api_key_accepted(settings, credentials.credentials if credentials else None):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "a valid API key is required: send 'Authorization: Bearer <key>'",

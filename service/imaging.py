@@ -43,6 +43,8 @@ class ImageService:
         self.registry = registry
         self.batchers = batchers
         self.metrics = metrics
+        # the encode-time series, looked up once (labels() takes a lock and a dict lookup)
+        self._encode_time = {f: metrics.encode_time.labels(f) for f in ("png", "json")}
 
     async def images(self, plan: Plan) -> np.ndarray:
         """The plan's images through the model's batcher (``QueueFull`` when it is full)."""
@@ -64,13 +66,13 @@ class ImageService:
         if req.format == "png":
             args = (images, plan.columns, req.padding, req.scale)
             png = encode_grid(*args) if inline else await run_in_threadpool(encode_grid, *args)
-            self.metrics.encode_time.labels("png").observe(time.perf_counter() - start)
+            self._encode_time["png"].observe(time.perf_counter() - start)
             return Response(png, media_type="image/png", headers=headers)
         if inline:
             pngs = encode_cells(images, req.scale)
         else:
             pngs = await run_in_threadpool(encode_cells, images, req.scale)
-        self.metrics.encode_time.labels("json").observe(time.perf_counter() - start)
+        self._encode_time["json"].observe(time.perf_counter() - start)
         body = ImagesResponse(
             model=plan.model.name,
             seed=plan.seed,

@@ -140,20 +140,21 @@ class Registry:
 
     def get(self, name: str | None, *, conditional: bool = False) -> LoadedModel:
         """The model called ``name``, or the default (conditional) one when name is None."""
-        available = sorted(self.models)
         if name is None:
             name = self.default_conditional_model if conditional else self.default_model
             if name is None:
                 kind = "conditional model" if conditional else "model"
+                available = sorted(self.models)
                 served = ", ".join(available) or "none"
                 raise ModelNotFound(f"no {kind} is being served; models: {served}", available)
         model = self.models.get(name)
-        if model is None and name in self.refused:
+        if model is not None:
+            return model
+        if name in self.refused:
             raise ModelRefused(name, self.refused[name])
-        if model is None:
-            served = ", ".join(available) or "none"
-            raise ModelNotFound(f"unknown model {name!r}; available models: {served}", available)
-        return model
+        available = sorted(self.models)
+        served = ", ".join(available) or "none"
+        raise ModelNotFound(f"unknown model {name!r}; available models: {served}", available)
 
 
 def session_options(settings: Settings) -> ort.SessionOptions:

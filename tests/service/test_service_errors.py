@@ -117,6 +117,20 @@ def test_malformed_json_gets_422(client: TestClient, raw: bytes) -> None:
     assert isinstance(r.json()["detail"], list)
 
 
+@pytest.mark.parametrize(
+    "raw", [b"{", b'{"n": 0}', b'{"n": "many", "seed": -1}', b'{"nn": 1}', b"[1]", b"\xff"]
+)
+def test_errors_are_alike_for_every_json_content_type(client: TestClient, raw: bytes) -> None:
+    # "application/json" takes the image routes' own handler, the other FastAPI's
+    plain, charset = (
+        client.post("/generate", content=raw, headers={"content-type": content_type})
+        for content_type in ("application/json", "application/json; charset=utf-8")
+    )
+    assert plain.status_code == charset.status_code  # 400 for the byte that is not UTF-8
+    assert 400 <= plain.status_code < 500
+    assert plain.json() == charset.json()
+
+
 def test_body_that_is_not_json_gets_422(client: TestClient) -> None:
     r = client.post("/generate", content=b"n=3", headers={"content-type": "text/plain"})
     assert r.status_code == 422
@@ -152,13 +166,15 @@ def test_api_key_is_required_and_nothing_is_generated(make_app: Callable[..., Fa
         metrics = client.get("/metrics").text
         assert metric_value(metrics, "ganserve_images_total", model="dcgan-fashion") == 0
         good = {"Authorization": "Bearer s3cret"}
-        assert client.post("/generate", json={"n": 2}, headers=good).status_code == 200
+        for key in ("Bearer s3cret", "bearer s3cret", "Bearer  s3cret "):  # as HTTPBearer reads
+            r = client.post("/generate", json={"n": 2}, headers={"Authorization": key})
+            assert r.status_code == 200, key
         assert client.get("/models", headers=good).status_code == 200
         # probes and metrics stay open
         assert client.get("/healthz").status_code == 200
         assert client.get("/readyz").status_code == 200
         metrics = client.get("/metrics").text
-        assert metric_value(metrics, "ganserve_images_total", model="dcgan-fashion") == 2
+        assert metric_value(metrics, "ganserve_images_total", model="dcgan-fashion") == 6
 
 
 def test_full_queue_gets_503_with_retry_after(make_app: Callable[..., FastAPI]) -> None:

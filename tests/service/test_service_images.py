@@ -138,6 +138,26 @@ def test_post_without_body_uses_defaults(client: TestClient) -> None:
     assert (r.headers["x-grid-rows"], r.headers["x-grid-columns"]) == ("4", "4")
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/generate", b'{"n": 3, "seed": 5}'),
+        ("/conditional", b'{"labels": ["Sneaker", 0], "n": 2, "seed": 5}'),
+        ("/perturb", b'{"seed": 5, "n": 2, "dims": [5], "values": [-1, 1], "mode": "add"}'),
+    ],
+)
+def test_post_answers_alike_for_every_json_content_type(
+    client: TestClient, path: str, body: bytes
+) -> None:
+    # "application/json" takes the image routes' own handler, the others FastAPI's
+    types = ("application/json", "application/json; charset=utf-8", "application/x+json")
+    answers = [client.post(path, content=body, headers={"content-type": t}) for t in types]
+    assert [r.status_code for r in answers] == [200, 200, 200]
+    for r in answers[1:]:
+        assert r.content == answers[0].content
+        assert r.headers == answers[0].headers
+
+
 def test_default_perturb_is_the_reports_15_by_8_grid(client: TestClient, models_dir: Path) -> None:
     r = client.get("/perturb", params={"seed": 0})
     assert r.status_code == 200
