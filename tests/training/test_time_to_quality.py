@@ -103,6 +103,7 @@ def test_fid_of_checkpoints_refuses_a_missing_checkpoint_or_run(tmp_path):
 def test_a_checkpoint_says_where_in_its_run_it_was_taken(tmp_path):
     from training_testlib import fake_options
 
+    from training.checkpoint import load_checkpoint
     from training.loop import training_loop
     from training.metrics.sources import open_generator
 
@@ -110,4 +111,5 @@ def test_a_checkpoint_says_where_in_its_run_it_was_taken(tmp_path):
     run = training_loop(fake_options(tmp_path, epochs=2, **narrow), log=lambda *_: None)
     described = open_generator(run / "checkpoint-000002.pt", "cpu").describe()
     assert described["epoch"] == 2 and described["kimg"] == 0.1  # 2 epochs of 64 images
-    assert described["cpu_minutes"] > 0
+    cpu_seconds = load_checkpoint(run / "checkpoint-000002.pt")["stats"]["cpu_seconds"]
+    assert cpu_seconds > 0 and described["cpu_minutes"] == round(cpu_seconds / 60, 2)
