@@ -28,21 +28,27 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def make_model_dir(path: Path, conditional: bool = True) -> Path:
-    """An exported-model dir: a small real ONNX generator (uint8 NHWC out) and its card."""
+def make_model_dir(
+    path: Path,
+    conditional: bool = True,
+    dataset: str = "fashion-mnist",
+    shape: tuple[int, int, int] = (28, 28, 1),
+) -> Path:
+    """An exported-model dir: a small real ONNX generator (uint8 NHWC ``shape`` out), its card."""
     rng = np.random.default_rng(0)
+    pixels = int(np.prod(shape))
+    weights = rng.standard_normal(100 * pixels) * 0.1
     inits = [
-        helper.make_tensor("W", TensorProto.FLOAT, [100, 784], rng.standard_normal(78400) * 0.1),
+        helper.make_tensor("W", TensorProto.FLOAT, [100, pixels], weights),
         helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]),
         helper.make_tensor("scale", TensorProto.FLOAT, [], [127.5]),
-        helper.make_tensor("shape", TensorProto.INT64, [4], [-1, 28, 28, 1]),
+        helper.make_tensor("shape", TensorProto.INT64, [4], [-1, *shape]),
     ]
     inputs = [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 100])]
     nodes = [helper.make_node("MatMul", ["z", "W"], ["h"])]
     if conditional:
-        inits.append(
-            helper.make_tensor("E", TensorProto.FLOAT, [10, 784], rng.standard_normal(7840))
-        )
+        embedding = rng.standard_normal(10 * pixels)
+        inits.append(helper.make_tensor("E", TensorProto.FLOAT, [10, pixels], embedding))
         inputs.append(helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"]))
         nodes += [
             helper.make_node("Gather", ["E", "label"], ["e"]),
@@ -55,7 +61,7 @@ def make_model_dir(path: Path, conditional: bool = True) -> Path:
         helper.make_node("Cast", ["px"], ["u"], to=TensorProto.UINT8),
         helper.make_node("Reshape", ["u", "shape"], ["image"]),
     ]
-    out = helper.make_tensor_value_info("image", TensorProto.UINT8, ["batch", 28, 28, 1])
+    out = helper.make_tensor_value_info("image", TensorProto.UINT8, ["batch", *shape])
     model = helper.make_model(
         helper.make_graph(nodes, "toy", inputs, [out], inits),
         opset_imports=[helper.make_opsetid("", 17)],
@@ -65,7 +71,7 @@ def make_model_dir(path: Path, conditional: bool = True) -> Path:
     onnx.save(model, path / "model.onnx")
     card = {
         "name": path.name,
-        "dataset": "fashion-mnist",
+        "dataset": dataset,
         "latent_dim": 100,
         "num_classes": 10 if conditional else None,
         "sha256": sha256(path / "model.onnx"),
@@ -260,48 +266,9 @@ def make_folder(path: Path, n: int = 8, size: int = 16) -> Path:
     return path
 
 
-def make_rgb_model_dir(path: Path, dataset: str, size: int = 16) -> Path:
-    """An exported unconditional RGB generator: z [batch, 100] -> uint8 [batch, size, size, 3]."""
-    rng = np.random.default_rng(0)
-    pixels = size * size * 3
-    weights = rng.standard_normal(100 * pixels)
-    inits = [
-        helper.make_tensor("W", TensorProto.FLOAT, [100, pixels], weights),
-        helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]),
-        helper.make_tensor("scale", TensorProto.FLOAT, [], [127.5]),
-        helper.make_tensor("shape", TensorProto.INT64, [4], [-1, size, size, 3]),
-    ]
-    nodes = [
-        helper.make_node("MatMul", ["z", "W"], ["h"]),
-        helper.make_node("Tanh", ["h"], ["t"]),
-        helper.make_node("Add", ["t", "one"], ["t1"]),
-        helper.make_node("Mul", ["t1", "scale"], ["px"]),
-        helper.make_node("Cast", ["px"], ["u"], to=TensorProto.UINT8),
-        helper.make_node("Reshape", ["u", "shape"], ["image"]),
-    ]
-    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 100])
-    out = helper.make_tensor_value_info("image", TensorProto.UINT8, ["batch", size, size, 3])
-    model = helper.make_model(
-        helper.make_graph(nodes, "rgb", [z], [out], inits),
-        opset_imports=[helper.make_opsetid("", 17)],
-    )
-    model.ir_version = 8
-    path.mkdir(parents=True)
-    onnx.save(model, path / "model.onnx")
-    card = {
-        "name": path.name,
-        "dataset": dataset,
-        "latent_dim": 100,
-        "num_classes": None,
-        "sha256": sha256(path / "model.onnx"),
-    }
-    (path / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    return path
-
-
 def test_folder_model_refuses_classifier_metrics_and_another_folder(capsys, tmp_path):
     folder = make_folder(tmp_path / "imgs")
-    model = make_rgb_model_dir(tmp_path / "rgb", f"folder:{folder}")
+    model = make_model_dir(tmp_path / "rgb", False, f"folder:{folder}", (16, 16, 3))
     code, _, err = run(capsys, str(model), "--metrics", "cls", "--num-gen", "4")
     assert_one_line_error(code, err, "an image folder has no domain classifier")
     other = make_folder(tmp_path / "other")
@@ -313,7 +280,7 @@ def test_folder_model_refuses_classifier_metrics_and_another_folder(capsys, tmp_
 @pytest.mark.slow  # the Inception network on CPU
 def test_folder_model_scored_against_the_whole_folder_into_its_card(capsys, tmp_path):
     folder = make_folder(tmp_path / "imgs")
-    model = make_rgb_model_dir(tmp_path / "rgb", f"folder:{folder}")
+    model = make_model_dir(tmp_path / "rgb", False, f"folder:{folder}", (16, 16, 3))
     argv = [str(model), "--num-gen", "6", "--write-card", "--no-cache", "--quiet"]
     code, out, _ = run(capsys, *argv)
     assert code == 0
