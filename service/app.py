@@ -5,6 +5,7 @@ Run it with ``python -m service`` or ``uvicorn --factory service.app:create_app`
 
 from __future__ import annotations
 
+import functools
 import gc
 import inspect
 import logging
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ganserve import __version__
 from service.config import Settings
 from service.exception_handlers import add_exception_handlers
+from service.fastpath import ImageFastPath
 from service.imaging import ImageService
 from service.lifecycle import ModelLifecycle, new_batcher
 from service.metrics import Metrics, MetricsMiddleware
@@ -46,6 +48,21 @@ request gives the same bytes, and image i of a grid does not depend on n.
 # asks OpenTelemetry's global providers, through os.environ, whether one is configured.
 NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False}
 GC_YOUNG_THRESHOLD = 10_000  # objects allocated (net) between young-generation collections
+
+
+class GanserveApp(FastAPI):
+    """FastAPI, with the image routes' plain POST answered first (``service.fastpath``)."""
+
+    fast_path: ImageFastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_path
+        if fast is not None:
+            request_type = fast.handles(scope)
+            if request_type is not None:
+                await fast(scope, receive, send, request_type)
+                return
+        await super().__call__(scope, receive, send)
 
 
 class BodyLimitMiddleware:
@@ -169,7 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     extra: dict[str, Any] = {}
     if not settings.opentelemetry and "telemetry" in inspect.signature(FastAPI).parameters:
         extra["telemetry"] = NO_TELEMETRY
-    app = FastAPI(
+    app = GanserveApp(
         title="ganserve",
         version=__version__,
         description=DESCRIPTION,
@@ -207,4 +224,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         path for route in app.routes if "{" not in (path := getattr(route, "path", "{"))
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, static_paths=static_paths)
+    if settings.fast_path and not settings.cors_origins and not settings.opentelemetry:
+        full = functools.partial(FastAPI.__call__, app)
+        app.fast_path = ImageFastPath(app, full, images.POST_REQUEST_TYPES, images.draw_images)
     return app

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # FastAPI's native OpenTelemetry (spans, metrics, logs to a configured provider); off, no
     # request pays for checking whether a provider is configured (Prometheus is always there)
     opentelemetry: bool = False
+    # Answer a plain image POST before the middleware stack (service.fastpath); off: every
+    # request takes the full stack (answers are the same; this is for comparing the two)
+    fast_path: bool = True
 
     # Request limits
     max_n: int = Field(

@@ -76,6 +76,20 @@ class Metrics:
             "ganserve_model_info", "1 for each served model", ["model", "provider"], registry=r
         )
         self.ready = Gauge("ganserve_ready", "1 once every model is loaded and warm", registry=r)
+        # (method, route, status) -> its counter and latency series, looked up once each
+        self._request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one HTTP request and its latency under its method, route template and status."""
+        series = self._request_series.get((method, route, status))
+        if series is None:
+            series = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            self._request_series[(method, route, status)] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
@@ -89,8 +103,6 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.static_paths = static_paths  # paths that are their own route label
-        # (method, route, status) -> its counter and latency series, looked up once each
-        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -116,13 +128,6 @@ class MetricsMiddleware:
             label = getattr(route, "path", None) or (
                 path if path in self.static_paths else "unmatched"
             )
-            method = scope.get("method", "")
-            series = self._series.get((method, label, status))
-            if series is None:
-                series = (
-                    self.metrics.requests.labels(method, label, str(status)),
-                    self.metrics.latency.labels(method, label),
-                )
-                self._series[(method, label, status)] = series
-            series[0].inc()
-            series[1].observe(time.perf_counter() - start)
+            self.metrics.observe_request(
+                scope.get("method", ""), label, status, time.perf_counter() - start
+            )

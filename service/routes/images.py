@@ -5,25 +5,22 @@ for the request's plan and ``ImageService`` for the response. Errors
 propagate as domain errors (``service.errors``), which the app answers with
 404, 422 or 503.
 
-A POST whose body is valid JSON (``Content-Type: application/json``) on a
-loaded app, with the API key if one is configured, is answered without
-FastAPI's dependency and body machinery (``JsonPostRoute``); every other
-request goes through FastAPI's handler for the route's signature, which is
-also what the OpenAPI schema describes.
+A plain POST (valid JSON on a loaded app) is usually answered before the
+app's middleware stack by ``service.fastpath`` with ``draw_images``; every
+other request goes through FastAPI's handler for the route's signature, which
+is also what the OpenAPI schema describes.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Annotated, Any, ClassVar
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
-from pydantic import ValidationError
 
-from service.deps import ImageServiceDep, api_key_accepted, bearer_token, require_api_key
+from service.deps import ImageServiceDep, require_api_key
 from service.imaging import ImageService
 from service.planner import plan
 from service.schemas import (
@@ -70,62 +67,10 @@ async def draw_images(images: ImageService, req: GridRequest) -> Response:
     return await images.respond(plan(req, images.registry, images.settings), req)
 
 
-class JsonPostRoute(APIRoute):
-    """A POST image route that answers the plain, valid request itself.
-
-    FastAPI's handler solves the route's dependencies (the API key with its
-    ``HTTPBearer``, the image service) and parses the body (the content type
-    through ``email.message``, ``json.loads``, then validation) on every
-    request. This route's handler answers directly when the app is loaded and
-    has no dependency overrides, the API key (if configured) matches as
-    ``require_api_key`` checks it, and the body is empty or
-    ``application/json`` that ``request_type.model_validate_json`` accepts.
-    Anything else goes to FastAPI's handler, which gives the usual answer
-    (401, 503, 422 in FastAPI's shape) as if this one did not exist. Set
-    ``request_type`` in a subclass per route (``add_image_endpoint`` does).
-    """
-
-    request_type: ClassVar[type[GridRequest]]
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        fastapi_handler = super().get_route_handler()
-        request_type = self.request_type
-
-        async def handler(request: Request) -> Response:
-            app = request.app
-            state = app.state
-            images: ImageService | None = state.images
-            if images is None or app.dependency_overrides:
-                return await fastapi_handler(request)
-            content_type = authorization = None
-            for key, value in request.scope["headers"]:
-                if key == b"content-type" and content_type is None:
-                    content_type = value
-                elif key == b"authorization" and authorization is None:
-                    authorization = value.decode("latin-1")
-            if state.settings.api_key is not None and not api_key_accepted(
-                state.settings, bearer_token(authorization)
-            ):
-                return await fastapi_handler(request)
-            body = await request.body()
-            if not body:
-                req = request_type()
-            elif content_type != b"application/json":
-                return await fastapi_handler(request)
-            else:
-                try:
-                    req = request_type.model_validate_json(body)
-                except ValidationError:
-                    return await fastapi_handler(request)
-            return await draw_images(images, req)
-
-        return handler
-
-
 def add_image_endpoint(path: str, name: str, request_type: type[GridRequest]) -> None:
     """Serve ``path`` with ``draw_images``: by POST (a JSON body) and GET (query parameters).
 
-    POST is named ``name`` (a ``JsonPostRoute``) and GET ``<name>_by_query``;
+    POST is named ``name`` and GET ``<name>_by_query``;
     both are described by the request type's docstring. A POST body may be
     empty: every field has a default.
     """
@@ -133,15 +78,11 @@ def add_image_endpoint(path: str, name: str, request_type: type[GridRequest]) ->
     body = Annotated[request_type, Body()]  # type: ignore[valid-type]
     query = Annotated[request_type, Query()]  # type: ignore[valid-type]
 
-    class PostRoute(JsonPostRoute):
-        pass
-
-    PostRoute.request_type = request_type
     post = inspect.Parameter("body", KEYWORD, annotation=body, default=request_type())
     get = inspect.Parameter("query", KEYWORD, annotation=query)
-    for method, operation, request, route_class in (
-        ("POST", name, post, PostRoute),
-        ("GET", f"{name}_by_query", get, APIRoute),
+    for method, operation, request in (
+        ("POST", name, post),
+        ("GET", f"{name}_by_query", get),
     ):
         router.add_api_route(
             path,
@@ -151,7 +92,6 @@ def add_image_endpoint(path: str, name: str, request_type: type[GridRequest]) ->
             description=inspect.getdoc(request_type),
             response_class=Response,
             responses=RESPONSES,
-            route_class_override=route_class,
         )
 
 
@@ -169,6 +109,13 @@ def _endpoint(request: inspect.Parameter) -> Callable[..., Awaitable[Response]]:
     return endpoint
 
 
-add_image_endpoint("/generate", "generate_images", GenerateRequest)
-add_image_endpoint("/conditional", "generate_conditional", ConditionalRequest)
-add_image_endpoint("/perturb", "perturb_latents", PerturbRequest)
+#: Each image path's request type (its POST body), in the order the routes are added.
+POST_REQUEST_TYPES: dict[str, type[GridRequest]] = {
+    "/generate": GenerateRequest,
+    "/conditional": ConditionalRequest,
+    "/perturb": PerturbRequest,
+}
+for _path, _name in zip(
+    POST_REQUEST_TYPES, ("generate_images", "generate_conditional", "perturb_latents"), strict=True
+):
+    add_image_endpoint(_path, _name, POST_REQUEST_TYPES[_path])
