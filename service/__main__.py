@@ -14,6 +14,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from service.config import Settings
+from service.http import CoalescingHttpToolsProtocol
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         access_log=settings.access_log,
         workers=args.workers,
         timeout_keep_alive=settings.keepalive_timeout_s,
+        http=CoalescingHttpToolsProtocol if settings.coalesce_writes else "auto",
     )
     return 0
 

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # Answer a plain image POST before the middleware stack (service.fastpath); off: every
     # request takes the full stack (answers are the same; this is for comparing the two)
     fast_path: bool = True
+    # Send a response's head and body in one write (service.http; python -m service only)
+    coalesce_writes: bool = True
 
     # Request limits
     max_n: int = Field(
