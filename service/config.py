@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(default=2.0, ge=0)  # how long a run waits for more requests
     max_queue: int = Field(default=512, ge=1)  # most requests waiting per model before 503
     max_concurrent_runs: int = Field(default=2, ge=1)  # runs per model at once (full batches)
+    # Session runs of at most this many latents run on the event loop itself, without the
+    # hand-off to a worker thread and back (0: every run in a worker thread)
+    inline_max_rows: int = Field(default=0, ge=0)
 
     # ONNX Runtime
     provider: Literal["auto", "cuda", "cpu"] = "auto"

@@ -68,6 +68,7 @@ def new_batcher(
         executor=executor,
         metrics=metrics,
         max_runs=settings.max_concurrent_runs,
+        inline_rows=settings.inline_max_rows,
     )
 
 

@@ -203,3 +203,28 @@ def test_stop_fails_requests_whose_run_is_under_way(registry: Registry) -> None:
             await task
 
     asyncio.run(go())
+
+
+def test_small_runs_run_on_the_event_loop_when_asked(registry: Registry) -> None:
+    """inline_rows=4: a run of 3 latents runs on the loop's thread, a run of 5 in a worker;
+    both give the model's images."""
+    model = copy.copy(registry.models["dcgan-fashion"])
+    threads: list[int] = []
+    run = model.run
+
+    def recording_run(z, labels=None):
+        threads.append(threading.get_ident())
+        return run(z, labels)
+
+    model.run = recording_run  # type: ignore[method-assign]
+    batcher = make_batcher(model, inline_rows=4, max_wait_s=0.0)
+    small, large = make_latents(1, 3, 100), make_latents(2, 5, 100)
+
+    async def go():
+        loop_thread = threading.get_ident()
+        out = [await batcher.generate(small), await batcher.generate(large)]
+        return loop_thread, out
+
+    loop_thread, (a, b) = asyncio.run(with_batcher(batcher, go))
+    assert threads[0] == loop_thread and threads[1] != loop_thread
+    assert np.array_equal(a, run(small)) and np.array_equal(b, run(large))
