@@ -54,3 +54,20 @@ def test_spectral_norm_option_wraps_every_layer():
     d = apply_spectral_norm(build_discriminator("dcgan"))
     layers = [m for m in d.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     assert layers and all(hasattr(m, "weight_orig") for m in layers)
+
+
+@pytest.mark.parametrize("batch", [1, 6, 64])
+def test_minibatch_stddev_lets_the_projection_critic_see_a_collapsed_batch(batch):
+    torch.manual_seed(0)
+    d = build_discriminator("dcgan-cond", width=8, mbstd=True).eval()
+    labels = torch.zeros(batch, dtype=torch.long)
+    varied = torch.rand(batch, 1, 28, 28) * 2 - 1
+    copies = varied[:1].expand(batch, -1, -1, -1)
+    with torch.no_grad():
+        assert d(varied, labels).shape == (batch,)
+        score_of_first = d(copies, labels)[0], d(varied, labels)[0]
+    # the first image's score depends on what else is in its batch only with mbstd
+    assert (score_of_first[0] != score_of_first[1]) == (batch > 1)
+    plain = build_discriminator("dcgan-cond", width=8).eval()
+    with torch.no_grad():
+        assert torch.allclose(plain(copies, labels)[0], plain(varied, labels)[0])
