@@ -30,6 +30,7 @@ import argparse
 import csv
 import math
 import os
+import re
 import shlex
 import statistics
 import subprocess
@@ -255,8 +256,34 @@ def peer_versions() -> dict[str, str]:
     return out
 
 
-def run(options: Options, config: Config | None = None) -> Outcome:
-    """Every system, every shape, ``options.rounds`` rounds; rows written to CSV_PATH."""
+def _start(
+    system: System, log: Path, failures: list[str], round_: int, tries: int = 2
+) -> servers.Server | None:
+    """The system started on a fresh port, tried ``tries`` times (a peer that takes a few
+    processes to start can lose its port to one of them); None, with the reason in
+    ``failures``, when every try failed."""
+    reason = ""
+    for _ in range(tries):
+        server = system.start(log)
+        try:
+            server.start()
+            return server
+        except servers.ServerError as exc:
+            server.stop()
+            reason = last_line(str(exc))
+            print(f"  {system.name} did not start: {reason}", flush=True)
+    failures.append(f"round {round_}, {system.name}: did not start in {tries} tries ({reason})")
+    return None
+
+
+def last_line(text: str) -> str:
+    """The last non-blank line of a (log) message, without terminal colour codes."""
+    lines = [ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def run(options: Options, config: Config | None = None, csv_path: Path = CSV_PATH) -> Outcome:
+    """Every system, every shape, ``options.rounds`` rounds; rows written to ``csv_path``."""
     if wrk_binary() is None:
         raise WrkError("wrk is not installed (Debian: apt-get install wrk)")
     config = config or Config()
@@ -291,12 +318,8 @@ def run(options: Options, config: Config | None = None) -> Outcome:
                 if time.monotonic() > deadline:
                     out.failures.append(f"round {round_}, {system.name}: run time bound reached")
                     continue
-                server = system.start(logs / f"peers-{system.name}.log")
-                try:
-                    server.start()
-                except servers.ServerError as exc:
-                    out.failures.append(f"round {round_}, {system.name}: did not start ({exc})")
-                    print(f"  {system.name} did not start: {exc}", flush=True)
+                server = _start(system, logs / f"peers-{system.name}.log", out.failures, round_)
+                if server is None:
                     continue
                 try:
                     for images in options.shapes:
@@ -315,7 +338,7 @@ def run(options: Options, config: Config | None = None) -> Outcome:
                 finally:
                     server.stop()
     out.info["elapsed_s"] = (datetime.now(UTC) - started).total_seconds()
-    out.info["csv"] = write_csv(out.rows, CSV_PATH, CSV_COLUMNS)
+    out.info["csv"] = write_csv(out.rows, csv_path, CSV_COLUMNS)
     return out
 
 
@@ -554,7 +577,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--models-dir", type=Path, default=REPO / "models")
     p.add_argument("--model", help="model to serve (default: the default unconditional model)")
     p.add_argument("--max-minutes", type=float, default=90.0)
-    p.add_argument("--no-write", action="store_true", help="leave docs/ alone")
+    p.add_argument("--no-write", action="store_true", help="leave docs/ and bench/results/ alone")
+    p.add_argument(
+        "--csv",
+        type=Path,
+        help="where the rows go (default: bench/results/peers.csv; with --no-write, a temp file)",
+    )
     return p.parse_args(argv)
 
 
@@ -571,12 +599,25 @@ def options_from(args: argparse.Namespace) -> Options:
     )
 
 
-def run_and_write(options: Options, config: Config, command: str, write: bool) -> int:
-    """Run, print the goals, write the section (unless ``write`` is false)."""
+def run_and_write(
+    options: Options, config: Config, command: str, write: bool, csv_path: Path | None = None
+) -> int:
+    """Run, print the goals, write the section (unless ``write`` is false).
+
+    The rows go to ``csv_path``; unset, to bench/results/peers.csv when the section is
+    written (the data it cites), else to a new file in the temporary directory, so a
+    trial run never replaces the data behind the docs."""
     from bench.report import write_section
 
+    if csv_path is None:
+        if write:
+            csv_path = CSV_PATH
+        else:
+            fd, name = tempfile.mkstemp(prefix="peers-", suffix=".csv")
+            os.close(fd)
+            csv_path = Path(name)
     try:
-        outcome = run(options, config)
+        outcome = run(options, config, csv_path)
     except (WrkError, servers.ServerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -593,7 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     command = " ".join(["python -m bench.peers_bench", *map(shlex.quote, words)])
     config = Config(models_dir=args.models_dir, model=args.model)
-    return run_and_write(options_from(args), config, command, not args.no_write)
+    return run_and_write(options_from(args), config, command, not args.no_write, args.csv)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -126,14 +127,38 @@ def test_one_short_cell_of_ganserve_under_wrk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shutil.copytree(REPO / "models" / "dcgan-fashion", tmp_path / "models" / "dcgan-fashion")
-    monkeypatch.setattr(peers_bench, "CSV_PATH", tmp_path / "peers.csv")
     options = Options(
         seconds=1, warmup_s=0, rounds=1, shapes=(1,), workers=(1,), systems=("ganserve",)
     )
-    outcome = peers_bench.run(options, Config(models_dir=tmp_path / "models"))
+    outcome = peers_bench.run(
+        options, Config(models_dir=tmp_path / "models"), tmp_path / "peers.csv"
+    )
     (row,) = outcome.rows
     assert row["system"] == "ganserve" and row["images_per_request"] == 1
     assert row["ok"] > 0 and row["errors"] == 0 and row["images_per_s"] > 0
     assert 0 < row["server_cpu_ms_per_image"] < 1000 and row["client_cpu_ms_per_request"] > 0
     assert row["p50_ms"] <= row["p99_ms"]
     assert (tmp_path / "peers.csv").read_text().count("\n") == 2
+
+
+def test_a_trial_run_leaves_the_data_behind_the_docs_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    written: list[Path] = []
+
+    def run(options: Options, config: Config, csv_path: Path) -> Outcome:
+        written.append(csv_path)
+        return Outcome(rows=[], info={"csv": csv_path})
+
+    monkeypatch.setattr(peers_bench, "run", run)
+    assert peers_bench.main(["--no-write", "--rounds", "1"]) == 0
+    assert written[0] != peers_bench.CSV_PATH
+    assert written[0].parent == Path(tempfile.gettempdir()) and written[0].suffix == ".csv"
+    written[0].unlink()
+
+
+def test_a_start_failure_is_reported_by_its_last_line() -> None:
+    log = (
+        "Traceback (most recent call last):\n  File x\n"
+        "\x1b[36mray::Proxy\x1b[39m\nRuntimeError: Failed to bind\n\n"
+    )
+    assert peers_bench.last_line(log) == "RuntimeError: Failed to bind"
+    assert peers_bench.last_line("") == ""

@@ -17,7 +17,15 @@ from ganserve.card import ModelCard
 
 
 def test_csv_has_the_expected_columns_and_error_counts(fresh: LocalServer, tmp_path: Path) -> None:
-    options = Options(warmup_s=0.0, window_s=0.2, min_window_requests=1, max_requests=50)
+    # windows never agree often enough to stop early: exactly max_requests are sent
+    options = Options(
+        warmup_s=0.0,
+        window_s=0.2,
+        min_window_requests=1,
+        max_requests=50,
+        stable_windows=1000,
+        max_windows=1000,
+    )
     m = asyncio.run(closed_loop(fresh.url, RequestSpec(json={}), 2, options))
     path = write_csv([measurement_row("run-1", "ganserve", m)], tmp_path / "out.csv")
     with path.open() as f:
