@@ -504,7 +504,7 @@ def minibatch_stddev(h: torch.Tensor, group_size: int = 4) -> torch.Tensor:
     (Karras et al. 2018), averaged over channels and positions. [B, ...] -> [B, 1].
 
     A batch of near-copies scores a low value, so D can tell a G that ignores z from
-    the data's variety: the remedy for per-class collapse in conditional GANs."""
+    the data's variety (a remedy for per-class collapse in conditional GANs)."""
     b = h.shape[0]
     g = min(group_size, b)
     while b % g:
