@@ -408,11 +408,11 @@ class Run:
                 "dataset": {k: v for k, v in s.data.describe().items() if k != "size"},
                 "loss": o.loss,
                 "rng": _rng_state(),
-                "stats": {
+                "stats": {  # ms precision: a resume adds to these, and short runs stay > 0
                     "command": self.command,
                     "images_per_second": last.get("images_per_second"),
-                    "train_seconds": round(p.train_seconds, 1),
-                    "cpu_seconds": round(p.cpu_seconds, 1),
+                    "train_seconds": round(p.train_seconds, 3),
+                    "cpu_seconds": round(p.cpu_seconds, 3),
                     "world_size": s.world.size,
                     "device": torch.cuda.get_device_name(s.device)
                     if s.device.type == "cuda"
