@@ -44,12 +44,21 @@ def peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def reset_peak_rss() -> None:
+    """Start VmHWM again from the current resident size (Linux: ``clear_refs`` 5)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def walk_epoch(folder: Path, mode: str, size: int, batch: int, workers: int) -> dict[str, object]:
     """Load ``folder`` in ``mode`` and walk one epoch; what a run of that mode holds."""
     import torch
 
     from training.data import load_dataset
 
+    reset_peak_rss()  # the imports' transient peak is not what a mode holds
     t0 = time.perf_counter()
     data = load_dataset(f"folder:{folder}", image_shape=(3, size, size), mode=mode, workers=workers)
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
