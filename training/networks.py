@@ -3,7 +3,9 @@
 The report architectures (``mlp-small``, ``mlp``, ``mlp-residual``, ``dcgan``,
 ``dcgan-upsample``, ``cgan``, ``dcgan64``) follow ../shared/docs/seed-systems.md
 layer for layer. ``dcgan-cond`` (a convolutional conditional GAN with a
-projection discriminator) is the stronger addition beside them.
+spectral-norm projection discriminator) and ``cdcgan`` (``dcgan``'s networks made
+conditional: a label embedding joined to z, a projection head on the BatchNorm
+D) are the additions beside them.
 
 Every generator maps z [B, latent_dim] (and labels [B] when conditional) to
 images [B, C, H, W] in [-1, 1]. Every discriminator returns raw scores
@@ -591,3 +593,74 @@ class DCGANCondGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = self.fc(torch.cat([z, self.label_emb(labels)], dim=1))
         return self.net(h.view(z.shape[0], 4 * self.width, 7, 7))
+
+
+# --------------------------------------------------------------------------- cdcgan
+class CDCGANDiscriminator(_Critic):
+    """``dcgan``'s two-conv D (BatchNorm included) with a class projection head.
+
+    The score is ``linear(h) + <embed(label), h>`` on the flattened 7x7 features h
+    (Miyato & Koyama 2018). The BatchNorm layer normalises over the batch, so the
+    features carry batch statistics and a G that ignores z shows up in them: the
+    spectral-norm ``dcgan-cond`` critic has none, and collapses within each class
+    under the BCE recipe that trains ``dcgan`` well."""
+
+    def __init__(self, num_classes: int = 10, channels: int = 1, width: int = 64) -> None:
+        super().__init__()
+        feat = 2 * width * 7 * 7
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, width, 4, 2, 1),  # 28 -> 14
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 2 * width, 4, 2, 1),  # 14 -> 7
+            nn.BatchNorm2d(2 * width),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+        )
+        self.linear = nn.Linear(feat, 1)
+        self.embed = nn.Embedding(num_classes, feat)
+        bound = feat**-0.5  # the scale nn.Linear gives its weights, not N(0, 1)
+        nn.init.uniform_(self.embed.weight, -bound, bound)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)
+        return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+
+
+@register(
+    "cdcgan",
+    image_shape=(1, 28, 28),
+    conditional=True,
+    report="ganserve (beyond the reports)",
+    description="conv cGAN: dcgan's G with a label embedding joined to z; dcgan's BatchNorm D "
+    "with a projection head",
+)
+class CDCGANGenerator(nn.Module):
+    Discriminator = CDCGANDiscriminator
+
+    def __init__(
+        self,
+        latent_dim: int = 100,
+        num_classes: int = 10,
+        channels: int = 1,
+        width: int = 64,
+        embed_dim: int = 50,
+    ) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.num_classes = num_classes
+        self.image_shape = (channels, 28, 28)
+        self.label_emb = nn.Embedding(num_classes, embed_dim)
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(latent_dim + embed_dim, 2 * width, 7, 1, 0, bias=False),  # 1 -> 7
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False),  # 7 -> 14
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False),  # 14 -> 28
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([z, self.label_emb(labels)], dim=1)
+        return self.net(h.view(z.shape[0], -1, 1, 1))

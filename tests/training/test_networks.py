@@ -71,3 +71,19 @@ def test_minibatch_stddev_lets_the_projection_critic_see_a_collapsed_batch(batch
     plain = build_discriminator("dcgan-cond", width=8).eval()
     with torch.no_grad():
         assert torch.allclose(plain(copies, labels)[0], plain(varied, labels)[0])
+
+
+def test_cdcgan_critic_sees_its_batch_and_the_label():
+    """Training-mode BatchNorm gives the cdcgan critic batch statistics (a batch of
+    copies scores differently from a varied one), and its projection head makes
+    the score depend on the class asked for."""
+    torch.manual_seed(0)
+    d = build_discriminator("cdcgan", width=8).train()
+    varied = torch.rand(8, 1, 28, 28) * 2 - 1
+    copies = varied[:1].expand(8, -1, -1, -1)
+    zeros, ones = torch.zeros(8, dtype=torch.long), torch.ones(8, dtype=torch.long)
+    with torch.no_grad():
+        assert d(varied, zeros).shape == (8,)
+        assert d(copies, zeros)[0] != d(varied, zeros)[0]
+        d.eval()
+        assert not torch.allclose(d(varied, zeros), d(varied, ones))
