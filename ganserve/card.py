@@ -163,7 +163,17 @@ def _field_names(cls: type) -> list[str]:
 # -- the card -------------------------------------------------------------------------
 
 #: The quality figures a card may carry, in the order they are written.
-FIGURES = ("fid", "kid", "kid_std", "precision", "recall", "classifier_fd", "conditional_accuracy")
+FIGURES = (
+    "fid",
+    "kid",
+    "kid_std",
+    "precision",
+    "recall",
+    "classifier_fd",
+    "classifier_precision",
+    "classifier_recall",
+    "conditional_accuracy",
+)
 
 
 @dataclass
@@ -171,7 +181,7 @@ class Quality:
     """The measured figures and how they were measured (``training.evaluate --write-card``)."""
 
     figures: dict[str, float] = field(default_factory=dict)  # by name, among FIGURES
-    #: per metric (fid, kid, pr, cfd, acc): num_generated, reference, seconds, command,
+    #: per metric (fid, kid, pr, cfd, cpr, acc): num_generated, reference, seconds, command,
     #: measured_at, device
     measured: dict[str, dict[str, Any]] = field(default_factory=dict)
     protocol: dict[str, Any] = field(default_factory=dict)

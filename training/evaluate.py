@@ -34,7 +34,14 @@ import numpy as np
 
 from ganserve import __version__
 from ganserve.card import CardError, ModelCard, Quality
-from training.metrics import METRICS, FeatureCache, MetricContext, resolve_metrics, run_metric
+from training.metrics import (
+    CLASSIFIER_METRICS,
+    METRICS,
+    FeatureCache,
+    MetricContext,
+    resolve_metrics,
+    run_metric,
+)
 from training.metrics.classifier import sha256_of
 from training.metrics.errors import MetricError
 from training.metrics.sources import (
@@ -58,6 +65,8 @@ LABELS = {
     "precision": "precision (k=3)",
     "recall": "recall (k=3)",
     "classifier_fd": "classifier FD",
+    "classifier_precision": "classifier precision (k=3)",
+    "classifier_recall": "classifier recall (k=3)",
     "conditional_accuracy": "conditional accuracy",
 }
 
@@ -153,16 +162,17 @@ def format_table(report: dict[str, Any]) -> str:
     else:
         cond = "conditional" if src.get("num_classes") else "unconditional"
         what = f"{src['path']} ({src['kind']}, {cond}): {cand['count']} images, seed {cand['seed']}"
+    width = max(len(label) for label in LABELS.values())
     lines = [
         f"candidates: {what}",
         f"reference:  {reference_text(report)}",
         "",
-        f"| {'metric':<22} | {'value':>10} |",
-        f"|{'-' * 24}|{'-' * 11}:|",
+        f"| {'metric':<{width}} | {'value':>10} |",
+        f"|{'-' * (width + 2)}|{'-' * 11}:|",
     ]
     for entry in report["metrics"].values():
         for key, value in entry["results"].items():
-            lines.append(f"| {LABELS.get(key, key):<22} | {value:>10.4f} |")
+            lines.append(f"| {LABELS.get(key, key):<{width}} | {value:>10.4f} |")
     return "\n".join(lines)
 
 
@@ -264,12 +274,12 @@ def evaluate(args: argparse.Namespace, argv: list[str], log: Any) -> dict[str, A
     labelled = not folder if gen is None else gen.conditional
     spec = args.metrics or (FOLDER_METRICS if folder else DEFAULT_METRICS)
     names = resolve_metrics(spec, labelled)
-    if folder and any(n in ("cfd", "acc") for n in names):
+    if folder and any(n in CLASSIFIER_METRICS for n in names):
         raise MetricError(
-            "the classifier metrics (cls, cfd, acc) need fashion-mnist or mnist: "
+            "the classifier metrics (cls, cfd, cpr, acc) need fashion-mnist or mnist: "
             "an image folder has no domain classifier"
         )
-    if "pr" in names and min(args.num_gen, args.num_real) <= 3:
+    if {"pr", "cpr"} & set(names) and min(args.num_gen, args.num_real) <= 3:
         raise MetricError("precision/recall (k=3) needs --num-gen and --num-real of at least 4")
 
     if gen is None:
@@ -291,7 +301,7 @@ def evaluate(args: argparse.Namespace, argv: list[str], log: Any) -> dict[str, A
         kid_subset_size=args.kid_subset_size,
         log=log,
     )
-    if any(n in ("cfd", "acc") for n in names):
+    if any(n in CLASSIFIER_METRICS for n in names):
         ctx.classifier()  # a missing classifier fails before the slow part
     if any(METRICS[n].inception for n in names):
         ctx.inception_extractor()
@@ -356,7 +366,7 @@ def protocol_summary(
             f"{SHA1}) of uint8 images, grayscale repeated to 3 channels, float bilinear "
             "resize to 299x299, x/128 - 1 (TF range)"
         )
-    if any(n in ("cfd", "acc") for n in names):
+    if any(n in CLASSIFIER_METRICS for n in names):
         parts.append("the domain classifier of training/assets")
     return "; ".join([*parts, sets])
 

@@ -10,6 +10,9 @@ for one figure of the sampling network (the EMA copy when there is one):
   generated images vs the test split, or vs the whole folder for an image
   folder data set. Costs ``--metrics-images`` / ~12 images/s on two cores.
 
+``cfd`` also logs the precision and recall of the generated images in the same
+classifier features (``classifier_precision``, ``classifier_recall``, k = 3): a G
+that keeps a low classifier FD while its variety collapses shows it in recall.
 Conditional models also log ``conditional_accuracy`` (labels cycled 0..K-1).
 Each point is one line of ``metric-<name>.jsonl`` and a ``"kind": "metric"``
 line of ``stats.jsonl``; the figures use the same latents at every point

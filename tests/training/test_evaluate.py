@@ -175,7 +175,12 @@ def test_checkpoint_classifier_metrics_write_jsonl(capsys, tmp_path, data_dir):
     code, out, _ = run(capsys, *argv, "--data-dir", str(data_dir), "--quiet")
     assert code == 0
     report = last_json(out)
-    assert set(report["results"]) == {"classifier_fd", "conditional_accuracy"}
+    assert set(report["results"]) == {
+        "classifier_fd",
+        "classifier_precision",
+        "classifier_recall",
+        "conditional_accuracy",
+    }
     assert report["num_gen"] == 60 and report["num_real"] == 50
     assert report["candidates"]["labels"] == "i % 10"
     assert report["reference"]["split"] == "test"
@@ -183,7 +188,7 @@ def test_checkpoint_classifier_metrics_write_jsonl(capsys, tmp_path, data_dir):
     assert "60 generated images vs the first 50 images of the test split" in summary
     assert "domain classifier" in summary and "Inception" not in summary
     assert "| conditional accuracy" in out
-    for name in ("cfd", "acc"):
+    for name in ("cfd", "cpr", "acc"):
         lines = (tmp_path / "run" / f"metric-{name}.jsonl").read_text().splitlines()
         assert len(lines) == 1
         entry = json.loads(lines[0])

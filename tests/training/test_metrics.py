@@ -159,8 +159,8 @@ def test_precision_recall_needs_more_than_k_samples(rng):
 
 
 def test_metric_names_resolve_and_cls_follows_the_labels():
-    assert resolve_metrics("fid,kid,pr,cls", labelled=False) == ["fid", "kid", "pr", "cfd"]
-    assert resolve_metrics("fid,cls", labelled=True) == ["fid", "cfd", "acc"]
+    assert resolve_metrics("fid,kid,pr,cls", labelled=False) == ["fid", "kid", "pr", "cfd", "cpr"]
+    assert resolve_metrics("fid,cls", labelled=True) == ["fid", "cfd", "cpr", "acc"]
     with pytest.raises(MetricError, match="conditional"):
         resolve_metrics("acc", labelled=False)
     with pytest.raises(MetricError, match="unknown metric 'fidd'"):
@@ -284,6 +284,18 @@ def test_classifier_fd_separates_real_from_noise(data_dir):
     assert abs(cfd["self"]) < 1e-6
     assert 0 < cfd["real"] < cfd["inv"] and cfd["real"] < cfd["noise"]
     assert cfd["noise"] > 10 * cfd["real"]
+
+
+def test_classifier_recall_falls_when_variety_collapses(data_dir):
+    """A set of a few images repeated can sit close in the features' mean and
+    covariance, but covers little of the real set: cpr's recall says so."""
+    test = load_split("fashion-mnist", data_dir, "test", 600)
+    first, second = ImageSet(test.images[:300], None), ImageSet(test.images[300:], None)
+    copies = ImageSet(np.repeat(test.images[:10], 30, axis=0), None)
+    real = run_metric(MetricContext(first, second, "fashion-mnist"), "cpr")
+    few = run_metric(MetricContext(copies, second, "fashion-mnist"), "cpr")
+    assert real["classifier_recall"] > 0.5 and real["classifier_precision"] > 0.5
+    assert few["classifier_recall"] < real["classifier_recall"] / 3
 
 
 # -- sources ---------------------------------------------------------------------------

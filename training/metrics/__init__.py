@@ -11,10 +11,13 @@ real split) and the feature extractors, and computes each feature set once:
 | ``kid`` | ``kid``, ``kid_std`` | Inception-v3 pool3 |
 | ``pr`` | ``precision``, ``recall`` (k = 3) | Inception-v3 pool3 |
 | ``cfd`` | ``classifier_fd`` | the domain classifier's penultimate layer |
+| ``cpr`` | ``classifier_precision``, ``classifier_recall`` (k = 3) | the same classifier layer |
 | ``acc`` | ``conditional_accuracy`` (labelled candidates only) | the classifier's labels |
 
-``cls`` names the classifier metrics: ``cfd``, and ``acc`` when the candidates
-carry labels. Inception features of real splits are cached on disk
+``cls`` names the classifier metrics: ``cfd``, ``cpr``, and ``acc`` when the
+candidates carry labels. ``cpr`` is the cheap way to see lost variety while
+training: a G that collapses within a class can keep a low classifier FD, but
+its recall falls. Inception features of real splits are cached on disk
 (``FeatureCache``), keyed by data set, split, count and a hash of the images.
 """
 
@@ -47,7 +50,8 @@ class Metric:
 
 
 METRICS: dict[str, Metric] = {}
-ALIASES: dict[str, tuple[str, ...]] = {"cls": ("cfd", "acc")}
+ALIASES: dict[str, tuple[str, ...]] = {"cls": ("cfd", "cpr", "acc")}
+CLASSIFIER_METRICS = ALIASES["cls"]  # they need the data set's domain classifier
 _SINGULAR = {"candidates": "candidate", "reference": "reference"}
 
 
@@ -235,7 +239,7 @@ class MetricContext:
             }
         if name == "pr":
             out["pr"] = {"k": self.pr_k, "method": "Kynkaanniemi et al. 2019 k-NN balls"}
-        if name in ("cfd", "acc"):
+        if name in CLASSIFIER_METRICS:
             out["classifier"] = self.classifier().protocol
         return out
 
@@ -271,6 +275,13 @@ def _cfd(ctx: MetricContext) -> dict[str, float]:
     return {"classifier_fd": fd.fid_from_features(*ctx.feature_sets("classifier"))}
 
 
+@register_metric("cpr", description="precision and recall (k-NN, the domain classifier)")
+def _cpr(ctx: MetricContext) -> dict[str, float]:
+    a, b = ctx.feature_sets("classifier")
+    precision, recall = fd.precision_recall(b, a, k=ctx.pr_k)
+    return {"classifier_precision": precision, "classifier_recall": recall}
+
+
 @register_metric("acc", description="share labelled as their conditioning label", needs_labels=True)
 def _acc(ctx: MetricContext) -> dict[str, float]:
     from training.metrics.classifier import accuracy
@@ -281,6 +292,7 @@ def _acc(ctx: MetricContext) -> dict[str, float]:
 
 __all__ = [
     "ALIASES",
+    "CLASSIFIER_METRICS",
     "METRICS",
     "FeatureCache",
     "Metric",
