@@ -4,8 +4,8 @@ The report architectures (``mlp-small``, ``mlp``, ``mlp-residual``, ``dcgan``,
 ``dcgan-upsample``, ``cgan``, ``dcgan64``) follow ../shared/docs/seed-systems.md
 layer for layer. ``dcgan-cond`` (a convolutional conditional GAN with a
 spectral-norm projection discriminator) and ``cdcgan`` (``dcgan``'s networks made
-conditional: a label embedding joined to z, a projection head on the BatchNorm
-D) are the additions beside them.
+conditional: a label embedding joined to z, one-hot label planes joined to the
+image in the BatchNorm D) are the additions beside them.
 
 Every generator maps z [B, latent_dim] (and labels [B] when conditional) to
 images [B, C, H, W] in [-1, 1]. Every discriminator returns raw scores
@@ -597,33 +597,57 @@ class DCGANCondGenerator(nn.Module):
 
 # --------------------------------------------------------------------------- cdcgan
 class CDCGANDiscriminator(_Critic):
-    """``dcgan``'s two-conv D (BatchNorm included) with a class projection head.
+    """``dcgan``'s two-conv D (BatchNorm included), told the label one of two ways.
 
-    The score is ``linear(h) + <embed(label), h>`` on the flattened 7x7 features h
-    (Miyato & Koyama 2018). The BatchNorm layer normalises over the batch, so the
-    features carry batch statistics and a G that ignores z shows up in them: the
-    spectral-norm ``dcgan-cond`` critic has none, and collapses within each class
-    under the BCE recipe that trains ``dcgan`` well."""
+    - ``conditioning="concat"`` (the default): one-hot label planes joined to the
+      image as extra input channels (Mirza & Osindero's cGAN, made convolutional).
+    - ``conditioning="projection"``: ``linear(h) + <embed(label), h>`` on the
+      flattened 7x7 features h (Miyato & Koyama 2018).
 
-    def __init__(self, num_classes: int = 10, channels: int = 1, width: int = 64) -> None:
+    ``mbstd=True`` adds the minibatch standard deviation of h as one more input of
+    the score (:func:`minibatch_stddev`)."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        channels: int = 1,
+        width: int = 64,
+        conditioning: str = "concat",
+        mbstd: bool = False,
+    ) -> None:
         super().__init__()
+        if conditioning not in ("concat", "projection"):
+            raise ValueError(f"conditioning must be concat or projection, not {conditioning!r}")
+        self.num_classes = num_classes
+        self.conditioning = conditioning
+        self.mbstd = mbstd
         feat = 2 * width * 7 * 7
+        planes = num_classes if conditioning == "concat" else 0
         self.features = nn.Sequential(
-            nn.Conv2d(channels, width, 4, 2, 1),  # 28 -> 14
+            nn.Conv2d(channels + planes, width, 4, 2, 1),  # 28 -> 14
             nn.LeakyReLU(0.2),
             nn.Conv2d(width, 2 * width, 4, 2, 1),  # 14 -> 7
             nn.BatchNorm2d(2 * width),
             nn.LeakyReLU(0.2),
             nn.Flatten(),
         )
-        self.linear = nn.Linear(feat, 1)
-        self.embed = nn.Embedding(num_classes, feat)
-        bound = feat**-0.5  # the scale nn.Linear gives its weights, not N(0, 1)
-        nn.init.uniform_(self.embed.weight, -bound, bound)
+        self.linear = nn.Linear(feat + int(mbstd), 1)
+        if conditioning == "projection":
+            self.embed = nn.Embedding(num_classes, feat)
+            bound = feat**-0.5  # the scale nn.Linear gives its weights, not N(0, 1)
+            nn.init.uniform_(self.embed.weight, -bound, bound)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.conditioning == "concat":
+            onehot = nn.functional.one_hot(labels, self.num_classes).to(x.dtype)
+            planes = onehot[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+            x = torch.cat([x, planes], dim=1)
         h = self.features(x)
-        return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+        score_in = torch.cat([h, minibatch_stddev(h)], dim=1) if self.mbstd else h
+        score = self.linear(score_in).squeeze(1)
+        if self.conditioning == "projection":
+            score = score + (self.embed(labels) * h).sum(dim=1)
+        return score
 
 
 @register(
@@ -632,7 +656,7 @@ class CDCGANDiscriminator(_Critic):
     conditional=True,
     report="ganserve (beyond the reports)",
     description="conv cGAN: dcgan's G with a label embedding joined to z; dcgan's BatchNorm D "
-    "with a projection head",
+    "with label planes joined to the image",
 )
 class CDCGANGenerator(nn.Module):
     Discriminator = CDCGANDiscriminator

@@ -8,7 +8,7 @@ of G. The loop hands it batches; it knows nothing of epochs, files or logging.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -48,6 +48,23 @@ def r1_penalty(d: nn.Module, real: torch.Tensor, *cond: torch.Tensor) -> torch.T
     x = real.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(d(x, *cond).sum(), x, create_graph=True)
     return grad.square().flatten(1).sum(1).mean()
+
+
+def pair_labels(labels: torch.Tensor) -> torch.Tensor:
+    """Labels whose second half repeats the first (image i and i + B//2 share a label)."""
+    half = labels.shape[0] // 2
+    paired = labels.clone()
+    paired[half : 2 * half] = labels[:half]
+    return paired
+
+
+def mode_seeking(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """MSGAN's term (Mao et al. 2019): 1 / (mean|x1 - x2| / mean|z1 - z2| + eps) over the
+    pairs (i, i + B//2). G minimising it keeps images of different latents apart."""
+    half = fake.shape[0] // 2
+    dx = (fake[:half] - fake[half : 2 * half]).abs().mean()
+    dz = (z[:half] - z[half : 2 * half]).abs().mean()
+    return 1.0 / (dx / dz + eps)
 
 
 def make_optimizer(net: nn.Module, o: TrainOptions, lr: float) -> torch.optim.Optimizer:
@@ -118,8 +135,12 @@ class AdversarialStep:
         self.opt_d.step()
         return float(d_loss.item())
 
-    def generator_step(self, batch: Batch, fake: torch.Tensor) -> float:
+    def generator_step(
+        self, batch: Batch, fake: torch.Tensor, z: torch.Tensor | None = None
+    ) -> float:
         g_loss = self.loss.g_loss(self._score(fake, batch.fake_labels))
+        if self.o.ms_lambda > 0 and z is not None:
+            g_loss = g_loss + self.o.ms_lambda * mode_seeking(fake, z)
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
@@ -137,12 +158,14 @@ class AdversarialStep:
         world = self.world
         z = torch.randn(batch.real.shape[0] * world.size, self.latent_dim, device=batch.real.device)
         z = world.shard(z)
+        if self.o.ms_lambda > 0 and batch.fake_labels is not None:
+            batch = replace(batch, fake_labels=pair_labels(batch.fake_labels))
         cond = () if batch.fake_labels is None else (batch.fake_labels,)
         g_step = step % self.n_critic == 0
         with torch.set_grad_enabled(g_step):  # no graph through G when only D learns
             fake = self.g_run(z, *cond)
         d_loss = self.discriminator_step(batch, fake)
-        g_loss = self.generator_step(batch, fake) if g_step else None
+        g_loss = self.generator_step(batch, fake, z) if g_step else None
         if world.distributed:
             d_loss, g_mean = world.agree(d_loss, g_loss or 0.0)
             d_loss /= world.size

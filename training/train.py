@@ -112,6 +112,13 @@ def _loss_arguments(p: argparse._ArgumentGroup, d: TrainOptions) -> None:
         "--r1-gamma", type=float, default=d.r1_gamma, help="R1 penalty weight on real images"
     )
     p.add_argument(
+        "--ms-lambda",
+        type=float,
+        default=d.ms_lambda,
+        help="mode-seeking weight: G's loss adds lambda / (|x1 - x2| / |z1 - z2|) over pairs "
+        "of its images that share a label (Mao et al. 2019); against collapse within a class",
+    )
+    p.add_argument(
         "--augment",
         default=d.augment,
         help="DiffAugment policy for every image D sees: color,translation,cutout",

@@ -108,3 +108,23 @@ def test_checkpoint_records_the_command_that_reproduces_the_run(tmp_path):
     args = build_parser().parse_args(shlex.split(command)[3:] + ["--out", str(tmp_path)])
     again = options_from_args(args)
     assert (again.arch, again.ema, again.g_kwargs, again.limit) == ("dcgan", 0.5, {"width": 8}, 64)
+
+
+def test_mode_seeking_pairs_labels_and_rewards_spread():
+    from training.steps import mode_seeking, pair_labels
+
+    labels = torch.tensor([3, 1, 4, 1, 5, 9, 2])
+    assert pair_labels(labels).tolist() == [3, 1, 4, 3, 1, 4, 2]  # i and i + 3 share a label
+    z = torch.randn(8, 100)
+    spread = torch.rand(8, 1, 28, 28) * 2 - 1
+    copies = spread[:1].expand(8, -1, -1, -1) + 1e-3 * torch.rand(8, 1, 28, 28)
+    # a G whose images do not move with z pays far more than one whose images do
+    assert mode_seeking(copies, z) > 100 * mode_seeking(spread, z)
+
+
+def test_mode_seeking_run_trains_a_conditional_model(tmp_path):
+    opts = fake_options(tmp_path, arch="cdcgan", limit=16, batch_size=8, ms_lambda=1.0)
+    run = training_loop(opts, log=lambda *_: None)
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert all(torch.isfinite(torch.tensor(r["g_loss"])) for r in stats if r["kind"] == "epoch")
+    assert json.loads((run / "training_options.json").read_text())["ms_lambda"] == 1.0

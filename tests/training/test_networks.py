@@ -73,12 +73,13 @@ def test_minibatch_stddev_lets_the_projection_critic_see_a_collapsed_batch(batch
         assert torch.allclose(plain(copies, labels)[0], plain(varied, labels)[0])
 
 
-def test_cdcgan_critic_sees_its_batch_and_the_label():
+@pytest.mark.parametrize("conditioning", ["concat", "projection"])
+def test_cdcgan_critic_sees_its_batch_and_the_label(conditioning):
     """Training-mode BatchNorm gives the cdcgan critic batch statistics (a batch of
-    copies scores differently from a varied one), and its projection head makes
+    copies scores differently from a varied one), and either conditioning makes
     the score depend on the class asked for."""
     torch.manual_seed(0)
-    d = build_discriminator("cdcgan", width=8).train()
+    d = build_discriminator("cdcgan", width=8, conditioning=conditioning).train()
     varied = torch.rand(8, 1, 28, 28) * 2 - 1
     copies = varied[:1].expand(8, -1, -1, -1)
     zeros, ones = torch.zeros(8, dtype=torch.long), torch.ones(8, dtype=torch.long)
@@ -87,3 +88,5 @@ def test_cdcgan_critic_sees_its_batch_and_the_label():
         assert d(copies, zeros)[0] != d(varied, zeros)[0]
         d.eval()
         assert not torch.allclose(d(varied, zeros), d(varied, ones))
+    with pytest.raises(ValueError, match="concat or projection"):
+        build_discriminator("cdcgan", conditioning="film")
