@@ -92,15 +92,27 @@ def report(runs: dict[str, Path], target: float) -> str:
     return "\n".join(rows)
 
 
+def _point(p: dict[str, Any]) -> str:
+    """``kimg: cfd``, with the classifier recall and the conditional accuracy where logged."""
+    extra = []
+    if "classifier_recall" in p:
+        extra.append(f"r {p['classifier_recall']:.2f}")
+    if "conditional_accuracy" in p:
+        extra.append(f"acc {100 * p['conditional_accuracy']:.0f}%")
+    point = f"{p['kimg']:.0f}: {p['classifier_fd']:.2f}"
+    return f"{point} ({', '.join(extra)})" if extra else point
+
+
 def recipe_table(runs: list[Path]) -> str:
-    """One row per run: its command, and its metric curve (kimg: classifier FD, CPU minutes)."""
+    """One row per run: its command, and its metric curve (kimg: classifier FD, with the
+    classifier recall and conditional accuracy where the run logged them)."""
     rows = [
-        "| run | command | curve (kimg: cfd) | CPU minutes | best cfd |",
+        "| run | command | curve (kimg: cfd (recall, accuracy)) | CPU minutes | best cfd |",
         "|---|---|---|--:|--:|",
     ]
     for run in runs:
         curve = read_curve(run)
-        points = ", ".join(f"{p['kimg']:.0f}: {p['classifier_fd']:.2f}" for p in curve)
+        points = ", ".join(_point(p) for p in curve)
         best = min((p["classifier_fd"] for p in curve), default=float("nan"))
         cpu = curve[-1]["cpu_minutes"] if curve else 0.0
         rows.append(f"| {run.name} | `{command_of(run)}` | {points} | {cpu:.1f} | {best:.2f} |")

@@ -54,6 +54,15 @@ def test_the_recipe_table_lists_each_curve(tmp_path, capsys):
     assert "| a | `python -m training.train --lr 0.0005` | 6: 9.00, 13: 5.00 | 20.0 | 5.00 |" in out
 
 
+def test_the_recipe_table_shows_recall_and_accuracy_where_logged(tmp_path, capsys):
+    run = _run(tmp_path, "c", [(10, 9.0)], arch="cdcgan")
+    point = json.loads((run / "metric-cfd.jsonl").read_text())
+    point.update(classifier_recall=0.714, conditional_accuracy=0.956)
+    (run / "metric-cfd.jsonl").write_text(json.dumps(point) + "\n")
+    assert main(["--table", str(run)]) == 0
+    assert "| 6: 9.00 (r 0.71, acc 96%) | 10.0 | 9.00 |" in capsys.readouterr().out
+
+
 def _baseline(tmp_path, fid=22.47, epochs=14, seconds=4987.0):
     model = tmp_path / "baseline"
     model.mkdir()
