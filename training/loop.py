@@ -607,7 +607,8 @@ def training_loop(options: TrainOptions, *, log: Any = print) -> Path:
     try:
         run = Run(s, options, log)
         o = s.o
-        where = f"from epoch {s.progress.epoch}, batch {s.progress.batch}" if options.resume else ""
+        p = s.progress  # completed epochs: the run goes on in epoch p.epoch + 1
+        where = f"from epoch {p.epoch + 1}, batch {p.batch}" if options.resume else ""
         workers = f", {s.world.size} processes" if s.world.distributed else ""
         run.log(
             f"run {run.dir}: {o.arch} on {o.dataset} ({len(s.data)} images, {s.data.mode}), "

@@ -34,12 +34,18 @@ def quiet(*_args):
 def test_a_run_stopped_mid_epoch_resumes_exactly_like_an_uninterrupted_run(tmp_path):
     straight = training_loop(fake_options(tmp_path / "a", ema=0.9), log=quiet)
     # a deadline that has passed after the first step: stop with checkpoint-latest.pt
-    stopped = training_loop(fake_options(tmp_path / "b", ema=0.9, max_minutes=1e-9), log=quiet)
+    said: list[str] = []
+    opts = fake_options(tmp_path / "b", ema=0.9, max_minutes=1e-9)
+    stopped = training_loop(opts, log=lambda *a: said.append(" ".join(map(str, a))))
     latest = load_checkpoint(stopped / LATEST)
     assert (latest["epoch"], latest["batch"], latest["step"]) == (0, 1, 1)
     assert not list(stopped.glob("checkpoint-0*.pt"))
-    resumed = training_loop(fake_options(tmp_path / "b", ema=0.9, resume=str(stopped)), log=quiet)
+    opts = fake_options(tmp_path / "b", ema=0.9, resume=str(stopped))
+    resumed = training_loop(opts, log=lambda *a: said.append(" ".join(map(str, a))))
     assert resumed == stopped  # a run directory continues in place
+    # the stop and the resume name the same place
+    assert any("stopped (--max-minutes) at epoch 1, batch 1" in line for line in said)
+    assert any(line.endswith("from epoch 1, batch 1") for line in said)
     a = load_checkpoint(straight / "checkpoint-000002.pt")
     b = load_checkpoint(resumed / "checkpoint-000002.pt")
     for key in ("G", "D", "G_ema"):
