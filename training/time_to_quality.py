@@ -27,6 +27,7 @@ checkpoint at or under ``--target-fid`` against the baseline's card
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -61,11 +62,34 @@ def first_reaching(curve: list[dict[str, Any]], target: float) -> dict[str, Any]
     return next((p for p in curve if p["classifier_fd"] <= target), None)
 
 
-def command_of(run: Path) -> str:
-    options = json.loads((run / "training_options.json").read_text())
+def command_cell(run: Path) -> str:
+    """Markdown: the run's launch command, and what a resume changed (``--epochs``...).
+
+    ``training_options.json`` holds the launch; the newest checkpoint, the options
+    the run ended with."""
     from training.options import command_line, from_dict
 
-    return command_line(from_dict(options))
+    first = from_dict(json.loads((run / "training_options.json").read_text()))
+    text = command_line(first)
+    checkpoints = sorted(run.glob("checkpoint-*.pt"), key=lambda p: p.stat().st_mtime)
+    if not checkpoints:
+        return f"`{text}`"
+    from training.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        last = from_dict(load_checkpoint(checkpoints[-1])["options"])
+    except CheckpointError:  # being written, or not a checkpoint: the launch is what is known
+        return f"`{text}`"
+    changed = [
+        f.name
+        for f in dataclasses.fields(first)
+        if f.name not in ("resume", "progress", "out")
+        and getattr(first, f.name) != getattr(last, f.name)
+    ]
+    if not changed:
+        return f"`{text}`"
+    resumed = " ".join(f"--{n.replace('_', '-')} {getattr(last, n)}" for n in changed)
+    return f"`{text}`, resumed with `{resumed}`"
 
 
 def report(runs: dict[str, Path], target: float) -> str:
@@ -84,7 +108,7 @@ def report(runs: dict[str, Path], target: float) -> str:
         kimg = f"{hit['kimg']:.0f}" if hit else f"> {curve[-1]['kimg']:.0f}"
         if hit:
             reached[name] = hit["cpu_minutes"]
-        cells = [name, f"`{command_of(run)}`", str(len(curve)), f"{best:.2f}", where, cpu, kimg]
+        cells = [name, command_cell(run), str(len(curve)), f"{best:.2f}", where, cpu, kimg]
         rows.append("| " + " | ".join(cells) + " |")
     if len(reached) == 2:
         a, b = reached.values()
@@ -115,7 +139,7 @@ def recipe_table(runs: list[Path]) -> str:
         points = ", ".join(_point(p) for p in curve)
         best = min((p["classifier_fd"] for p in curve), default=float("nan"))
         cpu = curve[-1]["cpu_minutes"] if curve else 0.0
-        rows.append(f"| {run.name} | `{command_of(run)}` | {points} | {cpu:.1f} | {best:.2f} |")
+        rows.append(f"| {run.name} | {command_cell(run)} | {points} | {cpu:.1f} | {best:.2f} |")
     return "\n".join(rows)
 
 
@@ -196,7 +220,7 @@ def fid_report(run: Path, num_gen: int, target: float | None, baseline: Path) ->
     ]
     reached = f"epoch {hit['epoch']}, {hit['kimg']:.0f} kimg" if hit else "not reached"
     seconds = f"{hit['cpu_minutes'] * 60:,.0f} (CPU)" if hit else "–"
-    lines.append(f"| {run.name} | `{command_of(run)}` | {points} | {reached} | {seconds} |")
+    lines.append(f"| {run.name} | {command_cell(run)} | {points} | {reached} | {seconds} |")
     if hit:
         ratio = base["seconds"] / (hit["cpu_minutes"] * 60)
         lines.append(f"\nTime to FID {target:.2f}: {ratio:.2f}x less with {run.name}.")

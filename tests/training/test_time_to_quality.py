@@ -122,3 +122,17 @@ def test_a_checkpoint_says_where_in_its_run_it_was_taken(tmp_path):
     assert described["epoch"] == 2 and described["kimg"] == 0.1  # 2 epochs of 64 images
     cpu_seconds = load_checkpoint(run / "checkpoint-000002.pt")["stats"]["cpu_seconds"]
     assert cpu_seconds > 0 and described["cpu_minutes"] == round(cpu_seconds / 60, 2)
+
+
+def test_a_resumed_run_shows_what_the_resume_changed(tmp_path, capsys):
+    from training.checkpoint import save_checkpoint
+
+    run = _run(tmp_path, "r", [(10, 9.0)], epochs=12, max_minutes=3.0)
+    options = {**json.loads((run / "training_options.json").read_text()), "epochs": 24}
+    payload = {"arch": "dcgan", "g_kwargs": {}, "d_kwargs": {}, "G": {}, "D": {}, "epoch": 1}
+    payload |= {"dataset": "fake", "loss": "bce", "options": {**options, "max_minutes": 70.0}}
+    save_checkpoint(run / "checkpoint-000001.pt", payload)
+    assert main(["--table", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "`, resumed with `--epochs 24 --max-minutes 70.0` |" in out
+    assert "`python -m training.train --epochs 12 --max-minutes 3.0`" in out
