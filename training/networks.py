@@ -674,16 +674,8 @@ class CDCGANGenerator(nn.Module):
         self.num_classes = num_classes
         self.image_shape = (channels, 28, 28)
         self.label_emb = nn.Embedding(num_classes, embed_dim)
-        self.net = nn.Sequential(
-            nn.ConvTranspose2d(latent_dim + embed_dim, 2 * width, 7, 1, 0, bias=False),  # 1 -> 7
-            nn.BatchNorm2d(2 * width),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False),  # 7 -> 14
-            nn.BatchNorm2d(width),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False),  # 14 -> 28
-            nn.Tanh(),
-        )
+        # dcgan's generator, its input widened by the label embedding
+        self.net = DCGANGenerator(latent_dim + embed_dim, channels, width).net
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = torch.cat([z, self.label_emb(labels)], dim=1)
