@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -53,21 +54,23 @@ def _stat(pid: int | str) -> list[str] | None:
         return None
 
 
-def server_pids(root: int) -> list[int]:
+def server_pids(root: int, also: Iterable[int] = ()) -> list[int]:
     """The live processes of a server: ``root``, its descendants and the rest of its session.
 
     Both, because frameworks differ: BentoML's workers start sessions of their own (but
     stay children of its arbiter), Ray's actors stay in the session (under the raylet).
+    ``also`` adds processes known from before (and their descendants): a worker whose
+    parent has exited is no longer anybody's descendant. Zombies are not counted: they
+    run nothing and go once reaped.
     """
     parents: dict[int, int] = {}
     sessions: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (fields := _stat(entry.name)):
+        if entry.name.isdigit() and (fields := _stat(entry.name)) and fields[0] != "Z":
             parents[int(entry.name)] = int(fields[1])
             sessions[int(entry.name)] = int(fields[3])
     found = {pid for pid, sid in sessions.items() if sid == root}
-    if root in parents:
-        found.add(root)
+    found.update(pid for pid in (root, *also) if pid in parents)
     frontier = list(found)
     while frontier:
         parent = frontier.pop()
@@ -161,7 +164,11 @@ class Server:
         raise ServerError(f"{self.name} was not ready within {self.ready_timeout_s:.0f} s")
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 10 s; then SIGKILL whatever is left of the server."""
+        """SIGTERM, then SIGKILL after 10 s; then SIGKILL whatever is left of the server.
+
+        What is left is looked up again until nothing is: a framework may start
+        processes while it shuts down (Ray does), after the first look.
+        """
         p = self.process
         if p is None:
             return
@@ -173,13 +180,14 @@ class Server:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(timeout=10)
-        for pid in left:
-            if not Path(f"/proc/{pid}").exists():
-                continue
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        deadline = time.monotonic() + 20
+        while (alive := server_pids(p.pid, also=left)) and time.monotonic() < deadline:
+            for pid in alive:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.1)
 
     def __enter__(self) -> Server:
         self.start()

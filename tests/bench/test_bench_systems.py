@@ -88,6 +88,38 @@ def test_a_server_that_cannot_start_reports_its_log(tmp_path: Path) -> None:
         server.start()
 
 
+SHUTDOWN_SPAWNER = """
+import http.server, os, signal, subprocess, sys
+
+pids = open(sys.argv[2], "w")
+worker = subprocess.Popen(["sleep", "300"], start_new_session=True)  # as BentoML's workers
+pids.write(f"{worker.pid}\\n"); pids.flush()
+
+def on_term(*_):  # as Ray does: a process started while shutting down
+    late = subprocess.Popen(["sleep", "300"])
+    pids.write(f"{late.pid}\\n"); pids.flush()
+    os._exit(0)
+
+signal.signal(signal.SIGTERM, on_term)
+handler = http.server.SimpleHTTPRequestHandler
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), handler).serve_forever()
+"""
+
+
+def test_stopping_a_server_leaves_none_of_its_processes(tmp_path: Path) -> None:
+    script, pid_file = tmp_path / "spawner.py", tmp_path / "pids"
+    script.write_text(SHUTDOWN_SPAWNER)
+    server = servers.Server(
+        "spawner", [str(script), "{port}", str(pid_file)], health="/", log_path=tmp_path / "log"
+    )
+    with server:
+        assert server.process is not None
+        assert len(servers.server_pids(server.process.pid)) == 2
+    pids = [int(line) for line in pid_file.read_text().split()]
+    assert len(pids) == 2  # the worker and the one started at SIGTERM
+    assert not servers.server_pids(server.process.pid, also=pids)
+
+
 def test_servers_get_a_clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GANSERVE_MAX_QUEUE", "3")
     env = servers.clean_env({"GANSERVE_MAX_BATCH": "8"})
