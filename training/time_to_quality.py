@@ -1,19 +1,22 @@
 """Time to quality: training CPU time until a recipe reaches a quality target.
 
-    python -m training.time_to_quality --minutes 120            # train both, then report
-    python -m training.time_to_quality --runs RUN_A RUN_B       # report finished runs
+    python -m training.time_to_quality --minutes 120            # train the recipes, then report
+    python -m training.time_to_quality --runs RUN_A RUN_B ...   # report finished runs
     python -m training.time_to_quality --table RUN [RUN ...]    # the recipe table of runs
     python -m training.time_to_quality --fid RUN --epochs 4 8   # FID of RUN's checkpoints
 
-Trains the reports' recipe and the project's recipe side by side (one process
+Trains the reports' recipe and the project's recipes side by side (one process
 and one thread each, started together, so they share the machine alike), each
-with ``--metrics cfd`` every ``--metrics-kimg``, for ``--minutes`` of wall time;
-then reads their ``metric-cfd.jsonl`` and reports the training CPU minutes and
-thousands of images each needed to reach ``--target-cfd``. The default target
-is ``dcgan-fashion``'s classifier FD (3.45 at its FID of 22.47, both on 10,000
-images), the quality the reports' recipe reached in 840 kimg. CPU time, not
-wall time, is compared: it is what the recipe costs, whatever else the
-machine runs.
+with ``--metrics cfd`` every ``--metrics-kimg``, for at most ``--minutes`` of
+wall time; a run stops (SIGTERM: a clean checkpoint) as soon as its curve
+reaches ``--target-cfd``, so the machine goes to the runs still short of it.
+Then it reads their ``metric-cfd.jsonl`` and reports the training CPU minutes
+and thousands of images each needed to reach the target, and scores each run's
+last checkpoint by FID itself (``--fid-num-gen`` images, 0: not scored). The
+default target is ``dcgan-fashion``'s classifier FD (3.45 at its FID of 22.47,
+both on 10,000 images), the quality the reports' recipe reached in 840 kimg.
+CPU time, not wall time, is compared: it is what the recipe costs, whatever
+else the machine runs.
 
 ``--fid RUN`` measures the target itself rather than the classifier proxy: the
 FID of the run's checkpoints (``checkpoint-<epoch>.pt``, EMA weights) at the
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -36,15 +40,25 @@ from pathlib import Path
 from typing import Any
 
 RECIPES: dict[str, list[str]] = {
-    # The reports' DCGAN recipe, with the EMA copy of G that dcgan-fashion shipped with.
+    # The reports' DCGAN recipe (constant learning rate), with the EMA copy of G that
+    # dcgan-fashion shipped with; it runs until it reaches the target.
     "reports": [
-        "--arch", "dcgan", "--dataset", "fashion-mnist", "--loss", "bce",
+        "--arch", "dcgan", "--dataset", "fashion-mnist", "--loss", "bce", "--epochs", "1000",
         "--lr", "2e-4", "--beta1", "0.5", "--beta2", "0.999", "--ema", "0.999",
     ],
-    # The same networks: a 2.5x learning rate and an EMA that starts at once.
+    # The same networks and loss: a 2.5x learning rate decayed linearly to 0 over 24
+    # epochs and an EMA that starts at once (dcgan-fashion-v2's recipe).
     "project": [
-        "--arch", "dcgan", "--dataset", "fashion-mnist", "--loss", "bce",
-        "--lr", "5e-4", "--beta1", "0.5", "--beta2", "0.999", "--ema", "0.999", "--ema-warmup",
+        "--arch", "dcgan", "--dataset", "fashion-mnist", "--loss", "bce", "--epochs", "24",
+        "--lr", "5e-4", "--lr-schedule", "linear", "--beta1", "0.5", "--beta2", "0.999",
+        "--ema", "0.999", "--ema-warmup",
+    ],
+    # The same recipe on dcgan's networks told the class label, with mode seeking
+    # (cdcgan-fashion's recipe): it uses the labels the data set comes with.
+    "project-cdcgan": [
+        "--arch", "cdcgan", "--dataset", "fashion-mnist", "--loss", "bce", "--epochs", "24",
+        "--lr", "5e-4", "--lr-schedule", "linear", "--beta1", "0.5", "--beta2", "0.999",
+        "--ema", "0.999", "--ema-warmup", "--ms-lambda", "1",
     ],
 }  # fmt: skip
 DEFAULT_TARGET_CFD = 3.45
@@ -56,6 +70,16 @@ def read_curve(run: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise SystemExit(f"error: {run} has no metric-cfd.jsonl (train with --metrics cfd)")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def reached(run: Path | None, target: float) -> bool:
+    """Whether a run (possibly still training, or not started yet) has reached the target."""
+    if run is None or not (run / "metric-cfd.jsonl").is_file():
+        return False
+    try:
+        return first_reaching(read_curve(run), target) is not None
+    except json.JSONDecodeError:  # a line being written
+        return False
 
 
 def first_reaching(curve: list[dict[str, Any]], target: float) -> dict[str, Any] | None:
@@ -92,13 +116,20 @@ def command_cell(run: Path) -> str:
     return f"`{text}`, resumed with `{resumed}`"
 
 
-def report(runs: dict[str, Path], target: float) -> str:
+def report(
+    runs: dict[str, Path], target: float, fids: dict[str, dict[str, Any]] | None = None
+) -> str:
+    """One row per recipe: where its curve first reached the target, and (with ``fids``)
+    the FID of its last checkpoint; then each recipe's CPU ratio to the first one."""
+    fids = fids or {}
+    num_gen = next((f["num_gen"] for f in fids.values()), None)
+    fid_head = f" FID of the last checkpoint ({num_gen:,} images) |" if num_gen else ""
     rows = [
         "| recipe | command | metric points | best cfd | reached "
-        f"cfd <= {target} at | CPU minutes | kimg |",
-        "|---|---|--:|--:|---|--:|--:|",
+        f"cfd <= {target} at | CPU minutes | kimg |{fid_head}",
+        "|---|---|--:|--:|---|--:|--:|" + ("---|" if num_gen else ""),
     ]
-    reached: dict[str, float] = {}
+    minutes: dict[str, float] = {}
     for name, run in runs.items():
         curve = read_curve(run)
         hit = first_reaching(curve, target)
@@ -107,12 +138,19 @@ def report(runs: dict[str, Path], target: float) -> str:
         cpu = f"{hit['cpu_minutes']:.1f}" if hit else f"> {curve[-1]['cpu_minutes']:.1f}"
         kimg = f"{hit['kimg']:.0f}" if hit else f"> {curve[-1]['kimg']:.0f}"
         if hit:
-            reached[name] = hit["cpu_minutes"]
+            minutes[name] = hit["cpu_minutes"]
         cells = [name, command_cell(run), str(len(curve)), f"{best:.2f}", where, cpu, kimg]
+        if num_gen:
+            f = fids.get(name)
+            cells.append(f"{f['fid']:.2f} ({f['kimg']:.0f} kimg)" if f else "–")
         rows.append("| " + " | ".join(cells) + " |")
-    if len(reached) == 2:
-        a, b = reached.values()
-        rows.append(f"\nCPU time to the target: {a / b:.2f}x less with the second recipe.")
+    base = next(iter(runs))
+    if base in minutes:
+        rows.append("")
+        for name in list(runs)[1:]:
+            if name in minutes:
+                ratio = minutes[base] / minutes[name]
+                rows.append(f"CPU time to the target: {ratio:.2f}x less with {name} than {base}.")
     return "\n".join(rows)
 
 
@@ -234,31 +272,92 @@ def command_of_card(model_dir: Path) -> str:
     return (card.training.command if card.training else None) or "?"
 
 
-def train_side_by_side(minutes: float, out: Path, metrics_kimg: float) -> dict[str, Path]:
+def _run_dir(out: Path) -> Path | None:
+    """The run directory ``training.train --out OUT`` made (the newest), if any yet."""
+    return max(out.glob("[0-9]*-*"), default=None)
+
+
+def stop_on_target(
+    procs: dict[str, subprocess.Popen[bytes]], outs: dict[str, Path], target: float
+) -> None:
+    """Wait for the runs; SIGTERM each as soon as the curve of its run in ``outs[name]``
+    reaches ``target`` (the training loop then stops cleanly, with a checkpoint)."""
+    stopped: set[str] = set()
+    while any(p.poll() is None for p in procs.values()):
+        for name, p in procs.items():
+            if name in stopped or p.poll() is not None:
+                continue
+            if reached(_run_dir(outs[name]), target):
+                print(f"{name} reached classifier FD {target}: stopping it", flush=True)
+                p.send_signal(signal.SIGTERM)
+                stopped.add(name)
+        time.sleep(0.5)
+
+
+def train_side_by_side(
+    minutes: float, out: Path, metrics_kimg: float, target: float, recipes: list[str]
+) -> dict[str, Path]:
+    """Start the recipes together; stop each as soon as its curve reaches ``target``."""
     procs = {}
-    for name, args in RECIPES.items():
+    for name in recipes:
         cmd = [
-            sys.executable, "-m", "training.train", *args, "--epochs", "1000", "--threads", "1",
+            sys.executable, "-m", "training.train", *RECIPES[name], "--threads", "1",
             "--metrics", "cfd", "--metrics-kimg", str(metrics_kimg), "--metrics-images", "5000",
             "--max-minutes", str(minutes), "--checkpoint-every", "5", "--no-progress",
             "--out", str(out / name),
         ]  # fmt: skip
         procs[name] = subprocess.Popen(cmd)
         time.sleep(1)
+    stop_on_target(procs, {name: out / name for name in recipes}, target)
     for name, p in procs.items():
-        if p.wait() != 0:
+        if p.returncode != 0:
             raise SystemExit(f"error: the {name} recipe's run failed (exit {p.returncode})")
-    return {name: max((out / name).glob("[0-9]*-*")) for name in RECIPES}
+    runs = {name: _run_dir(out / name) for name in recipes}
+    return {name: run for name, run in runs.items() if run is not None}
+
+
+def last_checkpoint_fid(run: Path, num_gen: int) -> dict[str, Any]:
+    """FID of the run's newest checkpoint at ``num_gen`` images (scored once, then read
+    from ``RUN/metric-fid.jsonl``): ``fid``, ``kimg``, ``num_gen``."""
+    from training.evaluate import main as evaluate
+    from training.loop import newest_checkpoint
+
+    ckpt = newest_checkpoint(run)
+    if ckpt is None:
+        raise SystemExit(f"error: {run} has no checkpoint")
+
+    def scored() -> dict[str, Any] | None:
+        path = run / "metric-fid.jsonl"
+        for line in reversed(path.read_text().splitlines() if path.is_file() else []):
+            entry = json.loads(line) if line.strip() else {}
+            src = entry.get("source") or {}
+            if src.get("path") == str(ckpt) and entry.get("num_gen") == num_gen:
+                return {"fid": entry["results"]["fid"], "kimg": src["kimg"], "num_gen": num_gen}
+        return None
+
+    if (found := scored()) is None:
+        argv = [str(ckpt), "--metrics", "fid", "--num-gen", str(num_gen), "--out", str(run)]
+        if evaluate([*argv, "--quiet"]) != 0 or (found := scored()) is None:
+            raise SystemExit(f"error: scoring {ckpt} failed")
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.time_to_quality", description=__doc__)
-    p.add_argument("--minutes", type=float, default=120, help="wall minutes per recipe")
-    p.add_argument("--runs", nargs=2, type=Path, metavar=("REPORTS_RUN", "PROJECT_RUN"))
+    p.add_argument("--minutes", type=float, default=120, help="wall minutes per recipe, at most")
+    p.add_argument(
+        "--recipes", nargs="+", choices=list(RECIPES), default=list(RECIPES),
+        help="the recipes to train (the first is the baseline of the ratios)",
+    )  # fmt: skip
+    p.add_argument("--runs", nargs="+", type=Path, metavar="RUN", help="report finished runs")
     p.add_argument("--table", nargs="+", type=Path, metavar="RUN", help="only tabulate RUN curves")
     p.add_argument("--out", type=Path, default=Path("runs/time-to-quality"))
     p.add_argument("--target-cfd", type=float, default=DEFAULT_TARGET_CFD)
     p.add_argument("--metrics-kimg", type=float, default=30)
+    p.add_argument(
+        "--fid-num-gen", type=int, default=5000,
+        help="score each run's last checkpoint by FID at this many images (0: not scored)",
+    )  # fmt: skip
     p.add_argument("--fid", type=Path, metavar="RUN", help="score RUN's checkpoints by FID")
     p.add_argument("--epochs", type=int, nargs="+", help="with --fid: only these checkpoints")
     p.add_argument("--num-gen", type=int, default=10000, help="with --fid: generated images")
@@ -274,11 +373,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:
         print(recipe_table(args.table))
         return 0
-    if args.runs:
-        runs = dict(zip(RECIPES, args.runs, strict=True))
+    if args.fid_num_gen < 0:
+        raise SystemExit("error: --fid-num-gen must be >= 0")
+    if args.runs:  # named by the recipe whose --out folder holds them, else by their own name
+        runs = {(r.parent.name if r.parent.name in RECIPES else r.name): r for r in args.runs}
     else:
-        runs = train_side_by_side(args.minutes, args.out, args.metrics_kimg)
-    print(report(runs, args.target_cfd))
+        if args.minutes <= 0:
+            raise SystemExit("error: --minutes must be > 0")
+        runs = train_side_by_side(
+            args.minutes, args.out, args.metrics_kimg, args.target_cfd, args.recipes
+        )
+    for run in runs.values():
+        read_curve(run)  # each has a curve, before any scoring
+    fids = {}
+    if args.fid_num_gen:
+        fids = {name: last_checkpoint_fid(run, args.fid_num_gen) for name, run in runs.items()}
+    print(report(runs, args.target_cfd, fids))
     return 0
 
 

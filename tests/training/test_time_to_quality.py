@@ -30,7 +30,7 @@ def test_the_first_point_at_the_target_gives_cpu_minutes_and_the_ratio(tmp_path)
         in text
     )
     assert "--lr 0.0005" in text and "| 10.0 | 13 |" in text
-    assert "3.00x less with the second recipe" in text
+    assert "CPU time to the target: 3.00x less with project than reports." in text
 
 
 def test_a_recipe_that_never_reaches_the_target_says_so(tmp_path):
@@ -38,6 +38,60 @@ def test_a_recipe_that_never_reaches_the_target_says_so(tmp_path):
     fast = _run(tmp_path, "fast", [(5, 3.0)])
     text = report({"reports": slow, "project": fast}, 3.45)
     assert "not reached | > 20.0 | > 13 |" in text and "x less" not in text
+
+
+def test_each_recipe_is_compared_with_the_first_and_scored_by_fid(tmp_path):
+    slow = _run(tmp_path, "slow", [(10, 9.0), (30, 3.4)])
+    fast = _run(tmp_path, "fast", [(10, 3.3)])
+    never = _run(tmp_path, "never", [(10, 9.0)])
+    fids = {
+        "reports": {"fid": 22.1, "kimg": 12.8, "num_gen": 5000},
+        "cond": {"fid": 20.44, "kimg": 6.4, "num_gen": 5000},
+    }
+    text = report({"reports": slow, "cond": fast, "project": never}, 3.45, fids)
+    assert "FID of the last checkpoint (5,000 images) |" in text
+    assert "| 10.0 | 6 | 20.44 (6 kimg) |" in text and "| > 10.0 | > 6 | – |" in text
+    assert "3.00x less with cond than reports." in text and "with project" not in text
+
+
+STOPPABLE_RUN = """
+import json, signal, sys, time
+from pathlib import Path
+
+run = Path(sys.argv[1]) / "00000-fake"
+run.mkdir(parents=True)
+signal.signal(signal.SIGTERM, lambda *_: ((run / "stopped").write_text("1"), sys.exit(0)))
+for i, cfd in enumerate(json.loads(sys.argv[2]), 1):
+    with open(run / "metric-cfd.jsonl", "a") as f:
+        f.write(json.dumps({"epoch": 1, "step": i, "kimg": i, "cpu_minutes": i,
+                            "classifier_fd": cfd}) + "\\n")
+    time.sleep(0.5)
+time.sleep(60 if sys.argv[3] == "linger" else 0)
+"""
+
+
+def test_side_by_side_runs_are_stopped_once_they_reach_the_target(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from training.time_to_quality import stop_on_target
+
+    script = tmp_path / "run.py"
+    script.write_text(STOPPABLE_RUN)
+    curves = {"fast": ([9.0, 3.0, 2.0], "linger"), "slow": ([9.0, 8.0], "exit")}
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path / name), json.dumps(c), end]
+        )
+        for name, (c, end) in curves.items()
+    }
+    began = time.monotonic()
+    stop_on_target(procs, {name: tmp_path / name for name in curves}, 3.45)
+    assert all(p.returncode == 0 for p in procs.values())
+    assert (tmp_path / "fast" / "00000-fake" / "stopped").is_file()  # stopped at 3.0 ...
+    assert not (tmp_path / "slow" / "00000-fake" / "stopped").exists()  # ... ran to its end
+    assert time.monotonic() - began < 45  # the fast run was not left to linger its 60 s
 
 
 def test_a_run_without_a_metric_curve_is_one_line(tmp_path):
