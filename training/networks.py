@@ -444,20 +444,36 @@ class CGANGenerator(nn.Module):
 
 
 # --------------------------------------------------------------------------- 7. dcgan64
+NORMS = ("batch", "layer", "none")
+
+
+def _norm2d(kind: str, channels: int) -> list[nn.Module]:
+    """A critic's normalisation: BatchNorm (the reports'), layer norm over C, H, W
+    (GroupNorm with one group; what WGAN-GP's authors use, since BatchNorm mixes the
+    samples its gradient penalty treats one by one), or none."""
+    if kind == "batch":
+        return [nn.BatchNorm2d(channels)]
+    if kind == "layer":
+        return [nn.GroupNorm(1, channels)]
+    if kind == "none":
+        return []
+    raise ValueError(f"norm must be one of {', '.join(NORMS)}, not {kind!r}")
+
+
 class DCGAN64Discriminator(_Critic):
-    def __init__(self, channels: int = 3, width: int = 64) -> None:
+    def __init__(self, channels: int = 3, width: int = 64, norm: str = "batch") -> None:
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(channels, width, 4, 2, 1, bias=False),  # 64 -> 32
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),  # 32 -> 16
-            nn.BatchNorm2d(width * 2),
+            *_norm2d(norm, width * 2),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(width * 2, width * 4, 4, 2, 1, bias=False),  # 16 -> 8
-            nn.BatchNorm2d(width * 4),
+            *_norm2d(norm, width * 4),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(width * 4, width * 8, 4, 2, 1, bias=False),  # 8 -> 4
-            nn.BatchNorm2d(width * 8),
+            *_norm2d(norm, width * 8),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(width * 8, 1, 4, 1, 0, bias=False),  # 4 -> 1
         )

@@ -90,3 +90,20 @@ def test_cdcgan_critic_sees_its_batch_and_the_label(conditioning):
         assert not torch.allclose(d(varied, zeros), d(varied, ones))
     with pytest.raises(ValueError, match="concat or projection"):
         build_discriminator("cdcgan", conditioning="film")
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer", "none"])
+def test_dcgan64_critic_norm_decides_whether_samples_are_scored_alone(norm):
+    """The reports' BatchNorm critic scores a sample by its batch; with layer norm or
+    none (for WGAN-GP's per-sample penalty) a sample's score is its own."""
+    torch.manual_seed(0)
+    d = build_discriminator("dcgan64", width=4, norm=norm).train()
+    x = torch.rand(4, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        alone = torch.allclose(d(x)[:1], d(x[:1]), atol=1e-6)
+    assert alone == (norm != "batch")
+
+
+def test_dcgan64_critic_refuses_an_unknown_norm():
+    with pytest.raises(ValueError, match="batch, layer, none"):
+        build_discriminator("dcgan64", norm="instance")
