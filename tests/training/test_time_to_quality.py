@@ -30,7 +30,7 @@ def test_the_first_point_at_the_target_gives_cpu_minutes_and_the_ratio(tmp_path)
         in text
     )
     assert "--lr 0.0005" in text and "| 10.0 | 13 |" in text
-    assert "CPU time to the target: 3.00x less with project than reports." in text
+    assert "CPU time to the target: 3.00x less with project than reports." in text  # no FIDs
 
 
 def test_a_recipe_that_never_reaches_the_target_says_so(tmp_path):
@@ -51,7 +51,11 @@ def test_each_recipe_is_compared_with_the_first_and_scored_by_fid(tmp_path):
     text = report({"reports": slow, "cond": fast, "project": never}, 3.45, fids)
     assert "FID of the last checkpoint (5,000 images) |" in text
     assert "| 10.0 | 6 | 20.44 (6 kimg) |" in text and "| > 10.0 | > 6 | – |" in text
-    assert "3.00x less with cond than reports." in text and "with project" not in text
+    assert "3.00x less with cond than reports, confirmed by FID (20.44 against 22.10)." in text
+    assert "with project" not in text
+    fids["cond"]["fid"] = 48.49  # the classifier FD said it was there; FID says otherwise
+    text = report({"reports": slow, "cond": fast}, 3.45, fids)
+    assert "3.00x less with cond than reports, NOT confirmed by FID (48.49 against 22.10)." in text
 
 
 STOPPABLE_RUN = """
