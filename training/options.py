@@ -12,6 +12,7 @@ from training.losses import get_loss
 from training.networks import get_arch
 
 LR_SCHEDULES = ("constant", "linear")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -51,6 +52,7 @@ class TrainOptions:
     device: str = "auto"  # under torchrun, auto is cuda:LOCAL_RANK on a GPU machine
     dist_backend: str = "auto"  # torchrun's process group: gloo | nccl | auto (nccl on CUDA)
     threads: int | None = None  # torch CPU threads; None: torch's default
+    precision: str = "fp32"  # fp32 | bf16 (autocast of G's and D's forward passes)
     out: str = "runs"
     sample_every: int = 1  # epochs
     checkpoint_every: int = 10  # epochs (the last epoch always gets one)
@@ -91,6 +93,9 @@ class TrainOptions:
             raise ValueError("--threads must be >= 1")
         if o.metrics_images < 2:
             raise ValueError("--metrics-images must be >= 2")
+        if o.precision not in PRECISIONS:
+            choices = ", ".join(PRECISIONS)
+            raise ValueError(f"--precision must be one of {choices}, not {o.precision!r}")
         if o.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}")
         if not 0 <= o.ema < 1:

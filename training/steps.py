@@ -7,7 +7,9 @@ of G. The loop hands it batches; it knows nothing of epochs, files or logging.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
@@ -43,7 +45,9 @@ class EMA:
         self.updates += 1
 
 
-def r1_penalty(d: nn.Module, real: torch.Tensor, *cond: torch.Tensor) -> torch.Tensor:
+def r1_penalty(
+    d: Callable[..., torch.Tensor], real: torch.Tensor, *cond: torch.Tensor
+) -> torch.Tensor:
     """R1 (Mescheder et al. 2018): E[|grad_x D(x)|^2] on real images."""
     x = real.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(d(x, *cond).sum(), x, create_graph=True)
@@ -106,6 +110,23 @@ class AdversarialStep:
         self.augment = DiffAugment(o.augment)
         self.n_critic = o.n_critic
         self.latent_dim = int(g.latent_dim)
+        self.device_type = device.type
+        self.bf16 = o.precision == "bf16"
+
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
+        """bfloat16 autocast of a forward pass under ``--precision bf16``; nothing otherwise.
+
+        The weights, the optimizers' state, the losses and the penalties' norms stay
+        float32: only the matmuls and convolutions run in bfloat16.
+        """
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=torch.bfloat16)
+
+    def critic(self, x: torch.Tensor, *cond: torch.Tensor) -> torch.Tensor:
+        """D's scores as float32 (the losses' and penalties' input)."""
+        with self.autocast():
+            return self.d_run(x, *cond).float()
 
     def set_lr_factor(self, factor: float) -> None:
         """Scale both learning rates (a schedule's value at this step)."""
@@ -116,7 +137,7 @@ class AdversarialStep:
 
     def _score(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         x = self.augment(x) if self.augment else x
-        return self.d_run(x) if labels is None else self.d_run(x, labels)
+        return self.critic(x) if labels is None else self.critic(x, labels)
 
     def discriminator_step(self, batch: Batch, fake: torch.Tensor) -> float:
         o, cond = self.o, () if batch.real_labels is None else (batch.real_labels,)
@@ -125,11 +146,11 @@ class AdversarialStep:
         d_loss = self.loss.d_loss(real_scores, fake_scores)
         if self.loss.gradient_penalty:
             d_loss = d_loss + o.gp_lambda * gradient_penalty(
-                self.d_run, batch.real, fake.detach(), *cond
+                self.critic, batch.real, fake.detach(), *cond
             )
         if o.r1_gamma > 0:
             real = self.augment(batch.real) if self.augment else batch.real
-            d_loss = d_loss + o.r1_gamma / 2 * r1_penalty(self.d_run, real, *cond)
+            d_loss = d_loss + o.r1_gamma / 2 * r1_penalty(self.critic, real, *cond)
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         self.opt_d.step()
@@ -162,8 +183,10 @@ class AdversarialStep:
             batch = replace(batch, fake_labels=pair_labels(batch.fake_labels))
         cond = () if batch.fake_labels is None else (batch.fake_labels,)
         g_step = step % self.n_critic == 0
-        with torch.set_grad_enabled(g_step):  # no graph through G when only D learns
+        # no graph through G when only D learns
+        with torch.set_grad_enabled(g_step), self.autocast():
             fake = self.g_run(z, *cond)
+        fake = fake.float()
         d_loss = self.discriminator_step(batch, fake)
         g_loss = self.generator_step(batch, fake, z) if g_step else None
         if world.distributed:

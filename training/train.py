@@ -144,6 +144,12 @@ def _run_arguments(p: argparse._ArgumentGroup, d: TrainOptions) -> None:
     p.add_argument("--device", default=d.device, help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument(
+        "--precision",
+        default=d.precision,
+        help="fp32, or bf16: G's and D's forward passes under bfloat16 autocast (weights, "
+        "optimizer and losses stay float32; about 1.6x faster steps on CPUs with AVX512-BF16)",
+    )
+    p.add_argument(
         "--dist-backend",
         default=d.dist_backend,
         help="under torchrun: gloo, nccl, or auto (nccl on CUDA, gloo on CPU)",
@@ -203,7 +209,7 @@ def options_from_args(args: argparse.Namespace, argv: list[str] | None = None) -
     if args.resume:
         path, _ = resolve_resume(args.resume, args.out)
         o = from_dict(load_checkpoint(path).get("options", {}))
-        # what may change on resume: length, deadline, where it goes, where it runs
+        # what may change on resume: length, deadline, where it goes, where and how it runs
         given = {a.split("=")[0] for a in argv if a.startswith("--")} if argv else {"--epochs"}
         return dataclasses.replace(
             o,
@@ -218,6 +224,7 @@ def options_from_args(args: argparse.Namespace, argv: list[str] | None = None) -
             data_mode=args.data_mode if "--data-mode" in given else o.data_mode,
             workers=args.workers if "--workers" in given else o.workers,
             dist_backend=args.dist_backend,
+            precision=args.precision if "--precision" in given else o.precision,
         )
     fields = {f.name for f in dataclasses.fields(TrainOptions)}
     values = {k: v for k, v in vars(args).items() if k in fields}
