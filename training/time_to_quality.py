@@ -55,6 +55,12 @@ RECIPES: dict[str, list[str]] = {
         "--lr", "5e-4", "--lr-schedule", "linear", "--beta1", "0.5", "--beta2", "0.999",
         "--ema", "0.999", "--ema-warmup",
     ],
+    # The project's recipe with the forward passes in bfloat16 (the CPU's AVX512-BF16).
+    "project-bf16": [
+        "--arch", "dcgan", "--dataset", "fashion-mnist", "--loss", "bce", "--epochs", "24",
+        "--lr", "5e-4", "--lr-schedule", "linear", "--beta1", "0.5", "--beta2", "0.999",
+        "--ema", "0.999", "--ema-warmup", "--precision", "bf16",
+    ],
     # The same recipe on dcgan's networks told the class label, with mode seeking
     # (cdcgan-fashion's recipe): it uses the labels the data set comes with.
     "project-cdcgan": [
