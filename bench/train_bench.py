@@ -8,6 +8,10 @@ Both run the same networks, losses and optimizer steps (D then G, BCE), so the
 difference is the input pipeline. Measured in interleaved rounds in one process,
 images/s = real images consumed per second over a fixed number of steps.
 
+The same rounds time the training code's own step (``training.steps.AdversarialStep``,
+BCE, no EMA) on our loop's batches in float32 and with ``--precision bf16``
+(bfloat16 autocast of the forward passes): what the precision option buys.
+
     python -m bench.train_bench [--steps 30] [--rounds 3] [--device auto]
 """
 
@@ -23,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.report import write_section
-from training.data import default_data_dir, load_dataset
+from training.data import default_data_dir, load_dataset, to_float
 from training.loop import pick_device
 from training.networks import build_discriminator, build_generator
 
@@ -49,6 +53,24 @@ def _step_fn(device: torch.device) -> Callable[[torch.Tensor], None]:
     return step
 
 
+def _adversarial_step_fn(device: torch.device, precision: str) -> Callable[[torch.Tensor], None]:
+    """The training code's step (``AdversarialStep``) at ``precision``, on dcgan with BCE."""
+    from training.losses import get_loss
+    from training.options import TrainOptions
+    from training.steps import AdversarialStep, Batch
+
+    torch.manual_seed(0)
+    g, d = build_generator("dcgan").to(device), build_discriminator("dcgan").to(device)
+    options = TrainOptions(precision=precision).resolved()
+    trainer = AdversarialStep(g, d, get_loss("bce"), options, device=device)
+    count = iter(range(1 << 62))
+
+    def step(real: torch.Tensor) -> None:
+        trainer.step(Batch(real, None, None), next(count))
+
+    return step
+
+
 def reports_batches(batch: int, device: torch.device) -> Iterator[torch.Tensor]:
     import torchvision
     from torchvision import transforms
@@ -67,7 +89,7 @@ def ours_batches(batch: int, device: torch.device) -> Iterator[torch.Tensor]:
     while True:
         perm = torch.randperm(len(data), generator=gen).to(device)
         for i in range(len(data) // batch):
-            yield data.images[perm[i * batch : (i + 1) * batch]]
+            yield to_float(data.images[perm[i * batch : (i + 1) * batch]])
 
 
 def time_loop(
@@ -107,12 +129,16 @@ def run(
     device = pick_device(device_name)
     rows = []
     for batch in batches:
-        results: dict[str, list[float]] = {"reports": [], "ours": []}
+        results: dict[str, list[float]] = {"reports": [], "ours": [], "fp32": [], "bf16": []}
         sources = {"reports": reports_batches(batch, device), "ours": ours_batches(batch, device)}
-        for _ in range(rounds):  # interleaved, so load on the machine hits both alike
+        for _ in range(rounds):  # interleaved, so load on the machine hits all alike
             for name, src in sources.items():
                 results[name].append(time_loop(src, _step_fn(device), steps, batch, device))
+            for precision in ("fp32", "bf16"):
+                step = _adversarial_step_fn(device, precision)
+                results[precision].append(time_loop(sources["ours"], step, steps, batch, device))
         rep, ours = statistics.median(results["reports"]), statistics.median(results["ours"])
+        fp32, bf16 = statistics.median(results["fp32"]), statistics.median(results["bf16"])
         # The input pipeline alone bounds what any loop change can win: a step costs
         # compute + input, and only the input part differs between the two loops.
         inputs = {name: time_input(src, 4 * steps, batch) for name, src in sources.items()}
@@ -120,7 +146,8 @@ def run(
         bound = 1 / max(1 - share, 1e-9)
         rows.append(
             f"| {batch} | {rep:,.0f} | {ours:,.0f} | {ours / rep:.2f}x "
-            f"| {inputs['reports']:,.0f} | {inputs['ours']:,.0f} | {share:.0%} | {bound:.2f}x |"
+            f"| {inputs['reports']:,.0f} | {inputs['ours']:,.0f} | {share:.0%} | {bound:.2f}x "
+            f"| {fp32:,.0f} | {bf16:,.0f} | {bf16 / fp32:.2f}x |"
         )
         print(rows[-1], flush=True)
     where = (
@@ -141,14 +168,18 @@ def run(
             "| batch | reports' loop (DataLoader, per-batch .to) "
             "| ganserve loop (data on device) | ratio "
             "| reports' input alone | ours input alone | input share of a reports' step "
-            "| ratio bound (input cost -> 0) |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| ratio bound (input cost -> 0) "
+            "| training step, fp32 | training step, `--precision bf16` | bf16 / fp32 |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             *rows,
             "",
             "Images/s throughout. *Input alone*: batches drawn with no training step. Both "
             "loops run the same networks, losses and optimizer steps, so the input pipeline is "
             "all they can differ in: with the reports' input share s of a step, no input "
-            "pipeline can make the loop faster than 1 / (1 - s) (the bound column).",
+            "pipeline can make the loop faster than 1 / (1 - s) (the bound column). *Training "
+            "step*: the training code's own D + G step (`AdversarialStep`, BCE) on our loop's "
+            "batches, in float32 and with `--precision bf16` (bfloat16 autocast of the forward "
+            "passes; weights, optimizer state and losses in float32).",
         ]
     )
 
