@@ -18,6 +18,7 @@ BCE, no EMA) on our loop's batches in float32 and with ``--precision bf16``
 from __future__ import annotations
 
 import argparse
+import itertools
 import platform
 import statistics
 import time
@@ -63,7 +64,7 @@ def _adversarial_step_fn(device: torch.device, precision: str) -> Callable[[torc
     g, d = build_generator("dcgan").to(device), build_discriminator("dcgan").to(device)
     options = TrainOptions(precision=precision).resolved()
     trainer = AdversarialStep(g, d, get_loss("bce"), options, device=device)
-    count = iter(range(1 << 62))
+    count = itertools.count()
 
     def step(real: torch.Tensor) -> None:
         trainer.step(Batch(real, None, None), next(count))

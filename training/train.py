@@ -147,7 +147,7 @@ def _run_arguments(p: argparse._ArgumentGroup, d: TrainOptions) -> None:
         "--precision",
         default=d.precision,
         help="fp32, or bf16: G's and D's forward passes under bfloat16 autocast (weights, "
-        "optimizer and losses stay float32; about 1.6x faster steps on CPUs with AVX512-BF16)",
+        "optimizer and losses stay float32; faster on CPUs with AVX512-BF16: docs/benchmarks.md)",
     )
     p.add_argument(
         "--dist-backend",
