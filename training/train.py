@@ -209,7 +209,8 @@ def options_from_args(args: argparse.Namespace, argv: list[str] | None = None) -
     if args.resume:
         path, _ = resolve_resume(args.resume, args.out)
         o = from_dict(load_checkpoint(path).get("options", {}))
-        # what may change on resume: length, deadline, where it goes, where and how it runs
+        # what may change on resume: length, deadline, where it goes, where and how it
+        # runs, and how often it checkpoints and measures itself
         given = {a.split("=")[0] for a in argv if a.startswith("--")} if argv else {"--epochs"}
         return dataclasses.replace(
             o,
@@ -225,6 +226,10 @@ def options_from_args(args: argparse.Namespace, argv: list[str] | None = None) -
             workers=args.workers if "--workers" in given else o.workers,
             dist_backend=args.dist_backend,
             precision=args.precision if "--precision" in given else o.precision,
+            metrics_kimg=args.metrics_kimg if "--metrics-kimg" in given else o.metrics_kimg,
+            checkpoint_minutes=(
+                args.checkpoint_minutes if "--checkpoint-minutes" in given else o.checkpoint_minutes
+            ),
         )
     fields = {f.name for f in dataclasses.fields(TrainOptions)}
     values = {k: v for k, v in vars(args).items() if k in fields}

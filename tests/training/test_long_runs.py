@@ -77,6 +77,20 @@ def test_cli_resume_latest_continues_to_the_runs_own_epochs(tmp_path, capsys):
     assert load_checkpoint(run / "checkpoint-000002.pt")["epoch"] == 2
 
 
+def test_resume_may_change_how_often_it_measures_and_checkpoints_but_not_the_recipe(tmp_path):
+    args = ["--dataset", "fake", "--limit", "64", "--batch-size", "32", "--epochs", "1"]
+    args += ["--g-kwargs", '{"width": 8}', "--d-kwargs", '{"width": 8}', "--no-progress"]
+    args += ["--metrics-kimg", "30", "--lr", "0.001", "--out", str(tmp_path)]
+    assert train_main(args) == 0
+    (run,) = tmp_path.glob("00000-*")
+    resume = ["--resume", str(run), "--epochs", "2", "--out", str(tmp_path), "--no-progress"]
+    resume += ["--metrics-kimg=120", "--checkpoint-minutes", "5", "--lr", "0.5"]
+    assert train_main(resume) == 0
+    options = load_checkpoint(run / "checkpoint-000002.pt")["options"]
+    assert (options["metrics_kimg"], options["checkpoint_minutes"]) == (120.0, 5.0)
+    assert options["lr"] == 0.001  # the recipe is the checkpoint's
+
+
 @pytest.mark.slow
 def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path):
     cmd = [sys.executable, "-m", "training.train", "--dataset", "fake", "--limit", "4096"]
