@@ -72,10 +72,15 @@ def mode_seeking(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torc
 
 
 def make_optimizer(net: nn.Module, o: TrainOptions, lr: float) -> torch.optim.Optimizer:
+    """Adam or RMSprop over ``net``'s parameters. Adam runs fused (one kernel for every
+    parameter) on CPU and CUDA: at batch 16-32 on one CPU thread the per-tensor update
+    loop was a sixth of a step."""
+    params = list(net.parameters())
     if o.optimizer == "adam":
         assert o.beta1 is not None and o.beta2 is not None
-        return torch.optim.Adam(net.parameters(), lr=lr, betas=(o.beta1, o.beta2))
-    return torch.optim.RMSprop(net.parameters(), lr=lr)
+        fused = bool(params) and params[0].device.type in ("cpu", "cuda")
+        return torch.optim.Adam(params, lr=lr, betas=(o.beta1, o.beta2), fused=fused or None)
+    return torch.optim.RMSprop(params, lr=lr, foreach=True)
 
 
 @dataclass
