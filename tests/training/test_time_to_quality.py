@@ -9,7 +9,7 @@ from training.time_to_quality import main, report
 
 def _run(tmp_path, name, points, **options):
     run = tmp_path / name
-    run.mkdir()
+    run.mkdir(parents=True)
     (run / "training_options.json").write_text(json.dumps({"arch": "dcgan", **options}))
     lines = [
         json.dumps(
@@ -110,6 +110,14 @@ def test_the_recipe_table_lists_each_curve(tmp_path, capsys):
     assert main(["--table", str(a)]) == 0
     out = capsys.readouterr().out
     assert "| a | `python -m training.train --lr 0.0005` | 6: 9.00, 13: 5.00 | 20.0 | 5.00 |" in out
+
+
+def test_the_recipe_table_names_runs_of_one_name_by_their_folder(tmp_path, capsys):
+    a = _run(tmp_path / "b32", "00000-fake", [(10, 9.0)])
+    b = _run(tmp_path / "b64", "00000-fake", [(10, 8.0)])
+    assert main(["--table", str(a), str(b)]) == 0
+    rows = [line.split(" | ")[0] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert rows == ["| b32/00000-fake", "| b64/00000-fake"]
 
 
 def test_the_recipe_table_shows_recall_and_accuracy_where_logged(tmp_path, capsys):
