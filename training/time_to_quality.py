@@ -65,6 +65,8 @@ RECIPES: dict[str, list[str]] = {
     # (cdcgan-fashion's recipe): it uses the labels the data set comes with.
     "project-cdcgan": ["--arch", "cdcgan", *PROJECT, "--ms-lambda", "1"],
 }  # fmt: skip
+# the baseline and the project's fastest recipe: two processes, one per core
+DEFAULT_RECIPES = ["reports", "project-bf16-b32"]
 DEFAULT_TARGET_CFD = 3.45
 DEFAULT_BASELINE = Path(__file__).resolve().parent.parent / "models" / "dcgan-fashion"
 
@@ -116,8 +118,14 @@ def command_cell(run: Path) -> str:
     ]
     if not changed:
         return f"`{text}`"
-    resumed = " ".join(f"--{n.replace('_', '-')} {getattr(last, n)}" for n in changed)
-    return f"`{text}`, resumed with `{resumed}`"
+    # an option the resume left unset (no deadline: --max-minutes None) is said in words
+    given = [n for n in changed if getattr(last, n) is not None]
+    unset = [n for n in changed if getattr(last, n) is None]
+    resumed = " ".join(f"--{n.replace('_', '-')} {getattr(last, n)}" for n in given)
+    text = f"`{text}`, resumed with `{resumed}`" if given else f"`{text}`, resumed"
+    if unset:
+        text += " and no " + ", ".join(f"`--{n.replace('_', '-')}`" for n in unset)
+    return text
 
 
 def report(
@@ -360,8 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.time_to_quality", description=__doc__)
     p.add_argument("--minutes", type=float, default=120, help="wall minutes per recipe, at most")
     p.add_argument(
-        "--recipes", nargs="+", choices=list(RECIPES), default=list(RECIPES),
-        help="the recipes to train (the first is the baseline of the ratios)",
+        "--recipes", nargs="+", choices=list(RECIPES), default=DEFAULT_RECIPES,
+        help="the recipes to train, one process each (the first is the baseline of the "
+        f"ratios; default: {' '.join(DEFAULT_RECIPES)})",
     )  # fmt: skip
     p.add_argument("--runs", nargs="+", type=Path, metavar="RUN", help="report finished runs")
     p.add_argument("--table", nargs="+", type=Path, metavar="RUN", help="only tabulate RUN curves")

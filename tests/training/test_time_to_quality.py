@@ -202,3 +202,16 @@ def test_a_resumed_run_shows_what_the_resume_changed(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "`, resumed with `--epochs 24 --max-minutes 70.0` |" in out
     assert "`python -m training.train --epochs 12 --max-minutes 3.0`" in out
+
+
+def test_a_resume_without_a_deadline_says_so_in_words(tmp_path, capsys):
+    from training.checkpoint import save_checkpoint
+
+    run = _run(tmp_path, "r", [(10, 9.0)], epochs=12, max_minutes=3.0)
+    options = {**json.loads((run / "training_options.json").read_text()), "epochs": 24}
+    payload = {"arch": "dcgan", "g_kwargs": {}, "d_kwargs": {}, "G": {}, "D": {}, "epoch": 1}
+    payload |= {"dataset": "fake", "loss": "bce", "options": {**options, "max_minutes": None}}
+    save_checkpoint(run / "checkpoint-000001.pt", payload)
+    assert main(["--table", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "`, resumed with `--epochs 24` and no `--max-minutes` |" in out
