@@ -5,8 +5,9 @@
     python -m training.time_to_quality --table RUN [RUN ...]    # the recipe table of runs
     python -m training.time_to_quality --fid RUN --epochs 4 8   # FID of RUN's checkpoints
 
-Trains the reports' recipe and the project's recipes side by side (one process
-and one thread each, started together, so they share the machine alike), each
+Trains the reports' recipe and the project's fastest (``--recipes`` picks any of
+``RECIPES``) side by side (one process and one thread each, started together, so
+they share the machine alike), each
 with ``--metrics cfd`` every ``--metrics-kimg``, for at most ``--minutes`` of
 wall time; a run stops (SIGTERM: a clean checkpoint) as soon as its curve
 reaches ``--target-cfd``, so the machine goes to the runs still short of it.
