@@ -352,8 +352,10 @@ def test_api_key_entered_in_the_page(page: Any, strict_server: str) -> None:
     assert page.get_attribute("#key-box", "open") is not None
     page.fill("#key", "wrong")
     page.click("#key-apply")
+    # A function, not an expression: Playwright polls an expression with eval(), which
+    # the page's Content-Security-Policy refuses once the first check comes out false.
     page.wait_for_function(
-        "document.querySelector('#message').textContent.includes('refused the API key')"
+        "() => document.querySelector('#message').textContent.includes('refused the API key')"
     )
     page.fill("#key", KEY)
     page.press("#key", "Enter")
