@@ -119,13 +119,17 @@ def command_cell(run: Path) -> str:
     ]
     if not changed:
         return f"`{text}`"
+
+    def flag(name: str) -> str:
+        return "--" + name.replace("_", "-")
+
     # an option the resume left unset (no deadline: --max-minutes None) is said in words
     given = [n for n in changed if getattr(last, n) is not None]
     unset = [n for n in changed if getattr(last, n) is None]
-    resumed = " ".join(f"--{n.replace('_', '-')} {getattr(last, n)}" for n in given)
+    resumed = " ".join(f"{flag(n)} {getattr(last, n)}" for n in given)
     text = f"`{text}`, resumed with `{resumed}`" if given else f"`{text}`, resumed"
     if unset:
-        text += " and no " + ", ".join(f"`--{n.replace('_', '-')}`" for n in unset)
+        text += " and no " + ", ".join(f"`{flag(n)}`" for n in unset)
     return text
 
 
