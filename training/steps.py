@@ -73,7 +73,7 @@ def mode_seeking(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torc
 
 def make_optimizer(net: nn.Module, o: TrainOptions, lr: float) -> torch.optim.Optimizer:
     """Adam or RMSprop over ``net``'s parameters. Adam runs fused (one kernel for every
-    parameter) on CPU and CUDA: at batch 16-32 on one CPU thread the per-tensor update
+    parameter) on CPU and CUDA: at batch 16 on one CPU thread the per-tensor update
     loop was a sixth of a step."""
     params = list(net.parameters())
     if o.optimizer == "adam":
