@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import torch
@@ -69,6 +69,18 @@ def mode_seeking(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torc
     dx = (fake[:half] - fake[half : 2 * half]).abs().mean()
     dz = (z[:half] - z[half : 2 * half]).abs().mean()
     return 1.0 / (dx / dz + eps)
+
+
+@contextlib.contextmanager
+def frozen(net: nn.Module) -> Iterator[None]:
+    """``net``'s parameters need no gradient inside the block (as they were after it)."""
+    flags = [p.requires_grad for p in net.parameters()]
+    net.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(net.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
 
 
 def make_optimizer(net: nn.Module, o: TrainOptions, lr: float) -> torch.optim.Optimizer:
@@ -140,9 +152,13 @@ class AdversarialStep:
             for group in opt.param_groups:
                 group["lr"] = base * factor
 
-    def _score(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    def _score(
+        self, x: torch.Tensor, labels: torch.Tensor | None, net: nn.Module | None = None
+    ) -> torch.Tensor:
         x = self.augment(x) if self.augment else x
-        return self.critic(x) if labels is None else self.critic(x, labels)
+        cond = () if labels is None else (labels,)
+        with self.autocast():
+            return (net or self.d_run)(x, *cond).float()
 
     def discriminator_step(self, batch: Batch, fake: torch.Tensor) -> float:
         o, cond = self.o, () if batch.real_labels is None else (batch.real_labels,)
@@ -164,7 +180,11 @@ class AdversarialStep:
     def generator_step(
         self, batch: Batch, fake: torch.Tensor, z: torch.Tensor | None = None
     ) -> float:
-        g_loss = self.loss.g_loss(self._score(fake, batch.fake_labels))
+        # D is frozen here: G's loss needs gradients through D to the images, never
+        # D's own (the D step sets those from zero), so its backward skips the weight
+        # gradients. The bare D runs, not DDP's wrapper: there is nothing of D to sync.
+        with frozen(self.d):
+            g_loss = self.loss.g_loss(self._score(fake, batch.fake_labels, net=self.d))
         if self.o.ms_lambda > 0 and z is not None:
             g_loss = g_loss + self.o.ms_lambda * mode_seeking(fake, z)
         self.opt_g.zero_grad(set_to_none=True)

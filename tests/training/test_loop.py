@@ -128,3 +128,30 @@ def test_mode_seeking_run_trains_a_conditional_model(tmp_path):
     stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert all(torch.isfinite(torch.tensor(r["g_loss"])) for r in stats if r["kind"] == "epoch")
     assert json.loads((run / "training_options.json").read_text())["ms_lambda"] == 1.0
+
+
+def test_g_step_skips_d_weight_gradients_and_updates_g_as_before():
+    """G's step runs D frozen: G's gradients are those of the unfrozen computation, D's
+    weights get none from it and stay trainable for the next D step."""
+    from training.losses import get_loss
+    from training.networks import build_discriminator
+    from training.steps import AdversarialStep, Batch
+
+    torch.manual_seed(0)
+    g, d = build_generator("dcgan"), build_discriminator("dcgan")
+    step = AdversarialStep(g, d, get_loss("bce"), fake_options(".", loss="bce").resolved())
+    fake = g(torch.randn(8, 100))
+    batch = Batch(torch.rand(8, 1, 28, 28) * 2 - 1, None, None)
+
+    d_state = {k: v.clone() for k, v in d.state_dict().items()}
+    expected_loss = get_loss("bce").g_loss(d(fake))
+    expected = torch.autograd.grad(expected_loss, list(g.parameters()), retain_graph=True)
+    d.load_state_dict(d_state)  # undo the BatchNorm statistics that forward counted
+
+    step.opt_g.step = lambda *a, **k: None  # keep G's gradients to compare them
+    step.ema = None
+    step.generator_step(batch, fake)
+    for p, want in zip(g.parameters(), expected, strict=True):
+        torch.testing.assert_close(p.grad, want)
+    assert all(p.grad is None for p in d.parameters())
+    assert all(p.requires_grad for p in d.parameters())
