@@ -233,8 +233,17 @@ def _build(o: TrainOptions, data: ImageData, device: torch.device, world: World)
     if spec.conditional:
         g_kwargs.setdefault("num_classes", data.num_classes)
         d_kwargs.setdefault("num_classes", data.num_classes)
+    if o.ac_lambda > 0:
+        d_kwargs.setdefault("aux_classifier", True)
     g = build_generator(o.arch, **g_kwargs).to(device)
-    d = build_discriminator(o.arch, **d_kwargs)
+    try:
+        d = build_discriminator(o.arch, **d_kwargs)
+    except TypeError as e:
+        if "aux_classifier" not in str(e):
+            raise
+        raise ValueError(
+            f"--ac-lambda: {o.arch}'s D has no auxiliary classifier (cdcgan's has)"
+        ) from None
     if o.spectral_norm:
         apply_spectral_norm(d)
     d = d.to(device)

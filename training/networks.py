@@ -621,7 +621,13 @@ class CDCGANDiscriminator(_Critic):
       flattened 7x7 features h (Miyato & Koyama 2018).
 
     ``mbstd=True`` adds the minibatch standard deviation of h as one more input of
-    the score (:func:`minibatch_stddev`)."""
+    the score (:func:`minibatch_stddev`).
+
+    ``aux_classifier=True`` adds a classifier that never sees the label
+    (:meth:`classify`: the logits of the classes), the auxiliary classifier of
+    AC-GAN (Odena et al. 2017) made a head of its own so that the label planes
+    cannot give the answer away: two convs of half D's width, no BatchNorm (it
+    judges real and generated batches alike), one linear layer."""
 
     def __init__(
         self,
@@ -630,6 +636,7 @@ class CDCGANDiscriminator(_Critic):
         width: int = 64,
         conditioning: str = "concat",
         mbstd: bool = False,
+        aux_classifier: bool = False,
     ) -> None:
         super().__init__()
         if conditioning not in ("concat", "projection"):
@@ -652,6 +659,23 @@ class CDCGANDiscriminator(_Critic):
             self.embed = nn.Embedding(num_classes, feat)
             bound = feat**-0.5  # the scale nn.Linear gives its weights, not N(0, 1)
             nn.init.uniform_(self.embed.weight, -bound, bound)
+        self.classifier: nn.Module | None = None
+        if aux_classifier:
+            half = max(width // 2, 8)
+            self.classifier = nn.Sequential(
+                nn.Conv2d(channels, half, 4, 2, 1),  # 28 -> 14
+                nn.LeakyReLU(0.2),
+                nn.Conv2d(half, 2 * half, 4, 2, 1),  # 14 -> 7
+                nn.LeakyReLU(0.2),
+                nn.Flatten(),
+                nn.Linear(2 * half * 7 * 7, num_classes),
+            )
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """The auxiliary classifier's logits for the images ``x`` (no label given)."""
+        if self.classifier is None:
+            raise ValueError("this discriminator has no auxiliary classifier")
+        return self.classifier(x)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.conditioning == "concat":

@@ -40,6 +40,7 @@ class TrainOptions:
     gp_lambda: float = 10.0
     r1_gamma: float = 0.0  # R1 penalty gamma/2 * E|grad D(real)|^2 (0: off)
     ms_lambda: float = 0.0  # mode-seeking term of G's loss (Mao et al. 2019; 0: off)
+    ac_lambda: float = 0.0  # auxiliary-classifier term (AC-GAN; conditional models; 0: off)
     augment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout" ("": off)
     spectral_norm: bool = False  # spectral norm on every D layer
     ema: float = 0.0  # decay of an EMA copy of G's weights (0: off; e.g. 0.999)
@@ -87,8 +88,12 @@ class TrainOptions:
                 raise ValueError(f"--{name.replace('_', '-')} must be > 0")
         if o.max_minutes is not None and not o.max_minutes > 0:
             raise ValueError("--max-minutes must be > 0")
-        if o.checkpoint_minutes < 0 or o.r1_gamma < 0 or o.ms_lambda < 0:
-            raise ValueError("--checkpoint-minutes, --r1-gamma and --ms-lambda must be >= 0")
+        if min(o.checkpoint_minutes, o.r1_gamma, o.ms_lambda, o.ac_lambda) < 0:
+            raise ValueError(
+                "--checkpoint-minutes, --r1-gamma, --ms-lambda and --ac-lambda must be >= 0"
+            )
+        if o.ac_lambda > 0 and not spec.conditional:
+            raise ValueError(f"--ac-lambda needs a conditional architecture; {o.arch} is not one")
         if o.threads is not None and o.threads < 1:
             raise ValueError("--threads must be >= 1")
         if o.metrics_images < 2:

@@ -160,11 +160,22 @@ class AdversarialStep:
         with self.autocast():
             return (net or self.d_run)(x, *cond).float()
 
+    def _class_loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The auxiliary classifier's cross-entropy on ``x`` (AC-GAN's class term). It is
+        trained on real images only, so G cannot teach it to accept its mistakes."""
+        x = self.augment(x) if self.augment else x
+        with self.autocast():
+            logits = self.d.classify(x)  # type: ignore[operator]
+        return nn.functional.cross_entropy(logits.float(), labels)
+
     def discriminator_step(self, batch: Batch, fake: torch.Tensor) -> float:
         o, cond = self.o, () if batch.real_labels is None else (batch.real_labels,)
         real_scores = self._score(batch.real, batch.real_labels)
         fake_scores = self._score(fake.detach(), batch.fake_labels)
         d_loss = self.loss.d_loss(real_scores, fake_scores)
+        if o.ac_lambda > 0:
+            assert batch.real_labels is not None
+            d_loss = d_loss + o.ac_lambda * self._class_loss(batch.real, batch.real_labels)
         if self.loss.gradient_penalty:
             d_loss = d_loss + o.gp_lambda * gradient_penalty(
                 self.critic, batch.real, fake.detach(), *cond
@@ -185,6 +196,9 @@ class AdversarialStep:
         # gradients. The bare D runs, not DDP's wrapper: there is nothing of D to sync.
         with frozen(self.d):
             g_loss = self.loss.g_loss(self._score(fake, batch.fake_labels, net=self.d))
+            if self.o.ac_lambda > 0:
+                assert batch.fake_labels is not None
+                g_loss = g_loss + self.o.ac_lambda * self._class_loss(fake, batch.fake_labels)
         if self.o.ms_lambda > 0 and z is not None:
             g_loss = g_loss + self.o.ms_lambda * mode_seeking(fake, z)
         self.opt_g.zero_grad(set_to_none=True)

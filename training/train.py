@@ -119,6 +119,14 @@ def _loss_arguments(p: argparse._ArgumentGroup, d: TrainOptions) -> None:
         "of its images that share a label (Mao et al. 2019); against collapse within a class",
     )
     p.add_argument(
+        "--ac-lambda",
+        type=float,
+        default=d.ac_lambda,
+        help="auxiliary-classifier weight (AC-GAN): D gains a classifier head trained on the "
+        "real images' labels, and G's loss adds lambda x its cross-entropy on G's images "
+        "and the labels asked for (conditional models; cdcgan)",
+    )
+    p.add_argument(
         "--augment",
         default=d.augment,
         help="DiffAugment policy for every image D sees: color,translation,cutout",

@@ -155,3 +155,65 @@ def test_g_step_skips_d_weight_gradients_and_updates_g_as_before():
         torch.testing.assert_close(p.grad, want)
     assert all(p.grad is None for p in d.parameters())
     assert all(p.requires_grad for p in d.parameters())
+
+
+def test_auxiliary_classifier_learns_the_real_labels_and_guides_g(tmp_path):
+    """--ac-lambda: D's label-blind classifier head trains (it is in D's checkpoint and
+    moved), and G's loss carries its cross-entropy."""
+    opts = fake_options(tmp_path, arch="cdcgan", limit=32, batch_size=16, ac_lambda=1.0)
+    run = training_loop(opts, log=lambda *_: None)
+    ckpt = load_checkpoint(run / "checkpoint-000001.pt")
+    head = {k: v for k, v in ckpt["D"].items() if k.startswith("classifier.")}
+    assert head, "D's checkpoint has no classifier head"
+    from training.networks import build_discriminator
+
+    torch.manual_seed(0)
+    build_generator("cdcgan", num_classes=10)  # the loop builds G first, from the same seed
+    d_init = build_discriminator("cdcgan", num_classes=10, aux_classifier=True)
+    assert any(not torch.equal(d_init.state_dict()[k], v) for k, v in head.items())
+    assert ckpt["d_kwargs"]["aux_classifier"] is True
+
+
+def test_class_loss_is_cross_entropy_of_the_label_blind_head():
+    from training.losses import get_loss
+    from training.networks import build_discriminator
+    from training.steps import AdversarialStep
+
+    torch.manual_seed(0)
+    g = build_generator("cdcgan", num_classes=10)
+    d = build_discriminator("cdcgan", num_classes=10, aux_classifier=True)
+    o = fake_options(".", arch="cdcgan", loss="bce", ac_lambda=1.0).resolved()
+    step = AdversarialStep(g, d, get_loss("bce"), o)
+    x, labels = torch.rand(4, 1, 28, 28), torch.tensor([0, 3, 5, 9])
+    want = torch.nn.functional.cross_entropy(d.classify(x), labels)
+    torch.testing.assert_close(step._class_loss(x, labels), want)
+    assert d.classify(x).shape == (4, 10)
+
+
+@pytest.mark.parametrize(
+    ("arch", "message"),
+    [("dcgan", "needs a conditional architecture"), ("dcgan-cond", "no auxiliary classifier")],
+)
+def test_ac_lambda_where_it_cannot_apply_is_one_line(tmp_path, capsys, arch, message):
+    from training.train import main as train_main
+
+    out = tmp_path / "runs"
+    code = train_main(
+        [
+            "--arch",
+            arch,
+            "--dataset",
+            "fake",
+            "--limit",
+            "16",
+            "--batch-size",
+            "8",
+            "--ac-lambda",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and "\n" not in err
+    assert not out.exists() or not any(out.iterdir())
