@@ -612,6 +612,21 @@ class DCGANCondGenerator(nn.Module):
 
 
 # --------------------------------------------------------------------------- cdcgan
+def classifier_head(channels: int, width: int, outputs: int) -> nn.Module:
+    """A small classifier of 28x28 images with a trunk of its own: two convs of half
+    ``width``, no BatchNorm (it judges real and generated batches alike), one linear
+    layer to ``outputs`` logits. AC-GAN's auxiliary classifier and InfoGAN's Q."""
+    half = max(width // 2, 8)
+    return nn.Sequential(
+        nn.Conv2d(channels, half, 4, 2, 1),  # 28 -> 14
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(half, 2 * half, 4, 2, 1),  # 14 -> 7
+        nn.LeakyReLU(0.2),
+        nn.Flatten(),
+        nn.Linear(2 * half * 7 * 7, outputs),
+    )
+
+
 class CDCGANDiscriminator(_Critic):
     """``dcgan``'s two-conv D (BatchNorm included), told the label one of two ways.
 
@@ -625,9 +640,8 @@ class CDCGANDiscriminator(_Critic):
 
     ``aux_classifier=True`` adds a classifier that never sees the label
     (:meth:`classify`: the logits of the classes), the auxiliary classifier of
-    AC-GAN (Odena et al. 2017) made a head of its own so that the label planes
-    cannot give the answer away: two convs of half D's width, no BatchNorm (it
-    judges real and generated batches alike), one linear layer."""
+    AC-GAN (Odena et al. 2017) made a head of its own (:func:`classifier_head`)
+    so that the label planes cannot give the answer away."""
 
     def __init__(
         self,
@@ -659,17 +673,7 @@ class CDCGANDiscriminator(_Critic):
             self.embed = nn.Embedding(num_classes, feat)
             bound = feat**-0.5  # the scale nn.Linear gives its weights, not N(0, 1)
             nn.init.uniform_(self.embed.weight, -bound, bound)
-        self.classifier: nn.Module | None = None
-        if aux_classifier:
-            half = max(width // 2, 8)
-            self.classifier = nn.Sequential(
-                nn.Conv2d(channels, half, 4, 2, 1),  # 28 -> 14
-                nn.LeakyReLU(0.2),
-                nn.Conv2d(half, 2 * half, 4, 2, 1),  # 14 -> 7
-                nn.LeakyReLU(0.2),
-                nn.Flatten(),
-                nn.Linear(2 * half * 7 * 7, num_classes),
-            )
+        self.classifier = classifier_head(channels, width, num_classes) if aux_classifier else None
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """The auxiliary classifier's logits for the images ``x`` (no label given)."""
@@ -719,4 +723,63 @@ class CDCGANGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = torch.cat([z, self.label_emb(labels)], dim=1)
+        return self.net(h.view(z.shape[0], -1, 1, 1))
+
+
+# --------------------------------------------------------------------------- infogan
+class InfoGANDiscriminator(DCGANDiscriminator):
+    """``dcgan``'s D and InfoGAN's Q (:meth:`classify`): a head of its own that tells
+    which discrete code G drew an image from."""
+
+    def __init__(self, channels: int = 1, width: int = 64, codes: int = 10) -> None:
+        super().__init__(channels, width)
+        self.q = classifier_head(channels, width, codes)
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        return self.q(x)
+
+
+@register(
+    "infogan",
+    image_shape=(1, 28, 28),
+    report="ganserve (beyond the reports)",
+    description="dcgan with a discrete code read from its latent (InfoGAN, no labels): "
+    "the argmax of z's first 10 values picks a learned embedding joined to z; D's Q head "
+    "learns to tell the code from the image",
+)
+class InfoGANGenerator(nn.Module):
+    """An unconditional G with a discrete code (Chen et al. 2016, InfoGAN), no labels used.
+
+    The code is a function of the latent itself, ``argmax(z[:codes])`` (uniform over the
+    codes for z ~ N(0, I)), so the model is served as any unconditional one: z in,
+    images out. Training adds InfoGAN's term (``--info-lambda``): G and D's Q head
+    minimise the cross-entropy of Q's guess of the code, so each code comes to stand for
+    a mode of the data and the continuous latent no longer has to bridge the modes
+    (the in-between, ambiguous images of a plain unconditional G)."""
+
+    Discriminator = InfoGANDiscriminator
+
+    def __init__(
+        self,
+        latent_dim: int = 100,
+        channels: int = 1,
+        width: int = 64,
+        codes: int = 10,
+        embed_dim: int = 50,
+    ) -> None:
+        super().__init__()
+        if not 2 <= codes <= latent_dim:
+            raise ValueError(f"codes must be in [2, latent_dim], not {codes}")
+        self.latent_dim = latent_dim
+        self.codes = codes
+        self.image_shape = (channels, 28, 28)
+        self.code_emb = nn.Embedding(codes, embed_dim)
+        self.net = DCGANGenerator(latent_dim + embed_dim, channels, width).net
+
+    def code(self, z: torch.Tensor) -> torch.Tensor:
+        """The discrete code of each latent: the index of the largest of its first values."""
+        return z[:, : self.codes].argmax(dim=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([z, self.code_emb(self.code(z))], dim=1)
         return self.net(h.view(z.shape[0], -1, 1, 1))

@@ -41,6 +41,7 @@ class TrainOptions:
     r1_gamma: float = 0.0  # R1 penalty gamma/2 * E|grad D(real)|^2 (0: off)
     ms_lambda: float = 0.0  # mode-seeking term of G's loss (Mao et al. 2019; 0: off)
     ac_lambda: float = 0.0  # auxiliary-classifier term (AC-GAN; conditional models; 0: off)
+    info_lambda: float = 1.0  # InfoGAN's code term (infogan only; 0: off)
     augment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout" ("": off)
     spectral_norm: bool = False  # spectral norm on every D layer
     ema: float = 0.0  # decay of an EMA copy of G's weights (0: off; e.g. 0.999)
@@ -88,9 +89,10 @@ class TrainOptions:
                 raise ValueError(f"--{name.replace('_', '-')} must be > 0")
         if o.max_minutes is not None and not o.max_minutes > 0:
             raise ValueError("--max-minutes must be > 0")
-        if min(o.checkpoint_minutes, o.r1_gamma, o.ms_lambda, o.ac_lambda) < 0:
+        if min(o.checkpoint_minutes, o.r1_gamma, o.ms_lambda, o.ac_lambda, o.info_lambda) < 0:
             raise ValueError(
-                "--checkpoint-minutes, --r1-gamma, --ms-lambda and --ac-lambda must be >= 0"
+                "--checkpoint-minutes, --r1-gamma, --ms-lambda, --ac-lambda and --info-lambda "
+                "must be >= 0"
             )
         if o.ac_lambda > 0 and not spec.conditional:
             raise ValueError(f"--ac-lambda needs a conditional architecture; {o.arch} is not one")

@@ -168,7 +168,9 @@ class AdversarialStep:
             logits = self.d.classify(x)  # type: ignore[operator]
         return nn.functional.cross_entropy(logits.float(), labels)
 
-    def discriminator_step(self, batch: Batch, fake: torch.Tensor) -> float:
+    def discriminator_step(
+        self, batch: Batch, fake: torch.Tensor, codes: torch.Tensor | None = None
+    ) -> float:
         o, cond = self.o, () if batch.real_labels is None else (batch.real_labels,)
         real_scores = self._score(batch.real, batch.real_labels)
         fake_scores = self._score(fake.detach(), batch.fake_labels)
@@ -176,6 +178,8 @@ class AdversarialStep:
         if o.ac_lambda > 0:
             assert batch.real_labels is not None
             d_loss = d_loss + o.ac_lambda * self._class_loss(batch.real, batch.real_labels)
+        if codes is not None:  # InfoGAN: Q learns to tell G's code
+            d_loss = d_loss + o.info_lambda * self._class_loss(fake.detach(), codes)
         if self.loss.gradient_penalty:
             d_loss = d_loss + o.gp_lambda * gradient_penalty(
                 self.critic, batch.real, fake.detach(), *cond
@@ -189,7 +193,11 @@ class AdversarialStep:
         return float(d_loss.item())
 
     def generator_step(
-        self, batch: Batch, fake: torch.Tensor, z: torch.Tensor | None = None
+        self,
+        batch: Batch,
+        fake: torch.Tensor,
+        z: torch.Tensor | None = None,
+        codes: torch.Tensor | None = None,
     ) -> float:
         # D is frozen here: G's loss needs gradients through D to the images, never
         # D's own (the D step sets those from zero), so its backward skips the weight
@@ -199,6 +207,8 @@ class AdversarialStep:
             if self.o.ac_lambda > 0:
                 assert batch.fake_labels is not None
                 g_loss = g_loss + self.o.ac_lambda * self._class_loss(fake, batch.fake_labels)
+            if codes is not None:  # InfoGAN: G makes its code plain to Q
+                g_loss = g_loss + self.o.info_lambda * self._class_loss(fake, codes)
         if self.o.ms_lambda > 0 and z is not None:
             g_loss = g_loss + self.o.ms_lambda * mode_seeking(fake, z)
         self.opt_g.zero_grad(set_to_none=True)
@@ -226,8 +236,10 @@ class AdversarialStep:
         with torch.set_grad_enabled(g_step), self.autocast():
             fake = self.g_run(z, *cond)
         fake = fake.float()
-        d_loss = self.discriminator_step(batch, fake)
-        g_loss = self.generator_step(batch, fake, z) if g_step else None
+        code = getattr(self.g, "code", None)
+        codes = code(z) if code is not None and self.o.info_lambda > 0 else None
+        d_loss = self.discriminator_step(batch, fake, codes)
+        g_loss = self.generator_step(batch, fake, z, codes) if g_step else None
         if world.distributed:
             d_loss, g_mean = world.agree(d_loss, g_loss or 0.0)
             d_loss /= world.size

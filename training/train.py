@@ -127,6 +127,13 @@ def _loss_arguments(p: argparse._ArgumentGroup, d: TrainOptions) -> None:
         "and the labels asked for (conditional models; cdcgan)",
     )
     p.add_argument(
+        "--info-lambda",
+        type=float,
+        default=d.info_lambda,
+        help="InfoGAN's weight (--arch infogan): G and D's Q head minimise lambda x the "
+        "cross-entropy of Q's guess of the discrete code G drew an image from",
+    )
+    p.add_argument(
         "--augment",
         default=d.augment,
         help="DiffAugment policy for every image D sees: color,translation,cutout",

@@ -217,3 +217,35 @@ def test_ac_lambda_where_it_cannot_apply_is_one_line(tmp_path, capsys, arch, mes
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and "\n" not in err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_infogan_reads_a_uniform_code_from_the_latent():
+    torch.manual_seed(0)
+    g = build_generator("infogan").eval()
+    z = torch.randn(20000, 100)
+    share = torch.bincount(g.code(z), minlength=10) / len(z)
+    assert torch.all((share - 0.1).abs() < 0.015)
+    # the image depends on the code: the same latents drawn with another code differ
+    z = torch.randn(4, 100)
+    z[:, 0] = 10.0
+    assert torch.equal(g.code(z), torch.zeros(4, dtype=torch.long))
+    images = g(z)
+    g.code = lambda z: torch.full((z.shape[0],), 5)
+    assert not torch.allclose(images, g(z), atol=1e-3)
+
+
+@pytest.mark.parametrize("info_lambda", [0.0, 1.0])
+def test_infogan_term_trains_q_only_when_on(info_lambda):
+    from training.losses import get_loss
+    from training.networks import build_discriminator
+    from training.steps import AdversarialStep, Batch
+
+    torch.manual_seed(0)
+    g, d = build_generator("infogan"), build_discriminator("infogan")
+    o = fake_options(".", arch="infogan", loss="bce", info_lambda=info_lambda).resolved()
+    step = AdversarialStep(g, d, get_loss("bce"), o)
+    q_before = [p.clone() for p in d.q.parameters()]
+    d_loss, g_loss = step.step(Batch(torch.rand(8, 1, 28, 28) * 2 - 1, None, None), 0)
+    moved = any(not torch.equal(a, b) for a, b in zip(q_before, d.q.parameters(), strict=True))
+    assert moved == (info_lambda > 0)
+    assert g_loss is not None and torch.isfinite(torch.tensor([d_loss, g_loss])).all()
