@@ -62,6 +62,16 @@ def pair_labels(labels: torch.Tensor) -> torch.Tensor:
     return paired
 
 
+def pair_codes(z: torch.Tensor, codes: int) -> torch.Tensor:
+    """Latents whose second half repeats the first's code values (z[:, :codes], from
+    which an InfoGAN G reads its discrete code), so that the mode-seeking pairs share a
+    code as a conditional G's pairs share a label."""
+    half = z.shape[0] // 2
+    z = z.clone()
+    z[half : 2 * half, :codes] = z[:half, :codes]
+    return z
+
+
 def mode_seeking(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """MSGAN's term (Mao et al. 2019): 1 / (mean|x1 - x2| / mean|z1 - z2| + eps) over the
     pairs (i, i + B//2). G minimising it keeps images of different latents apart."""
@@ -230,14 +240,16 @@ class AdversarialStep:
         z = world.shard(z)
         if self.o.ms_lambda > 0 and batch.fake_labels is not None:
             batch = replace(batch, fake_labels=pair_labels(batch.fake_labels))
+        code = getattr(self.g, "code", None) if self.o.info_lambda > 0 else None
+        if self.o.ms_lambda > 0 and code is not None:
+            z = pair_codes(z, int(self.g.codes))
         cond = () if batch.fake_labels is None else (batch.fake_labels,)
         g_step = step % self.n_critic == 0
         # no graph through G when only D learns
         with torch.set_grad_enabled(g_step), self.autocast():
             fake = self.g_run(z, *cond)
         fake = fake.float()
-        code = getattr(self.g, "code", None)
-        codes = code(z) if code is not None and self.o.info_lambda > 0 else None
+        codes = code(z) if code is not None else None
         d_loss = self.discriminator_step(batch, fake, codes)
         g_loss = self.generator_step(batch, fake, z, codes) if g_step else None
         if world.distributed:

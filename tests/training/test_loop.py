@@ -249,3 +249,15 @@ def test_infogan_term_trains_q_only_when_on(info_lambda):
     moved = any(not torch.equal(a, b) for a, b in zip(q_before, d.q.parameters(), strict=True))
     assert moved == (info_lambda > 0)
     assert g_loss is not None and torch.isfinite(torch.tensor([d_loss, g_loss])).all()
+
+
+def test_mode_seeking_pairs_of_an_infogan_share_their_code():
+    from training.steps import pair_codes
+
+    g = build_generator("infogan")
+    z = torch.randn(9, 100)
+    drawn = z.clone()
+    paired = pair_codes(z, g.codes)
+    assert torch.equal(g.code(paired[:4]), g.code(paired[4:8]))
+    assert torch.equal(paired[4:8, 10:], z[4:8, 10:])  # the rest of the latent stays drawn
+    assert torch.equal(paired[8], z[8]) and torch.equal(z, drawn)  # the caller's z is untouched
