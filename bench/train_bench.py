@@ -18,11 +18,13 @@ BCE, no EMA) on our loop's batches in float32 and with ``--precision bf16``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import platform
 import statistics
 import time
 from collections.abc import Callable, Iterator
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
@@ -54,8 +56,21 @@ def _step_fn(device: torch.device) -> Callable[[torch.Tensor], None]:
     return step
 
 
-def _adversarial_step_fn(device: torch.device, precision: str) -> Callable[[torch.Tensor], None]:
-    """The training code's step (``AdversarialStep``) at ``precision``, on dcgan with BCE."""
+@contextlib.contextmanager
+def _d_not_frozen(net: torch.nn.Module) -> Iterator[None]:
+    """Stands in for ``training.steps.frozen``: D's weights keep requires_grad in G's step."""
+    yield
+
+
+def _adversarial_step_fn(
+    device: torch.device, precision: str, freeze_d: bool = True
+) -> Callable[[torch.Tensor], None]:
+    """The training code's step (``AdversarialStep``) at ``precision``, on dcgan with BCE.
+
+    ``freeze_d=False`` runs it with ``training.steps.frozen`` replaced by a no-op, so G's
+    backward also computes D's weight gradients (which the next D step discards): what
+    freezing D in G's step saves."""
+    from training import steps
     from training.losses import get_loss
     from training.options import TrainOptions
     from training.steps import AdversarialStep, Batch
@@ -67,7 +82,11 @@ def _adversarial_step_fn(device: torch.device, precision: str) -> Callable[[torc
     count = itertools.count()
 
     def step(real: torch.Tensor) -> None:
-        trainer.step(Batch(real, None, None), next(count))
+        if freeze_d:
+            trainer.step(Batch(real, None, None), next(count))
+        else:
+            with mock.patch.object(steps, "frozen", _d_not_frozen):
+                trainer.step(Batch(real, None, None), next(count))
 
     return step
 
@@ -130,7 +149,13 @@ def run(
     device = pick_device(device_name)
     rows = []
     for batch in batches:
-        results: dict[str, list[float]] = {"reports": [], "ours": [], "fp32": [], "bf16": []}
+        results: dict[str, list[float]] = {
+            "reports": [],
+            "ours": [],
+            "fp32": [],
+            "bf16": [],
+            "unfrozen": [],
+        }
         sources = {"reports": reports_batches(batch, device), "ours": ours_batches(batch, device)}
         for _ in range(rounds):  # interleaved, so load on the machine hits all alike
             for name, src in sources.items():
@@ -138,8 +163,11 @@ def run(
             for precision in ("fp32", "bf16"):
                 step = _adversarial_step_fn(device, precision)
                 results[precision].append(time_loop(sources["ours"], step, steps, batch, device))
+            step = _adversarial_step_fn(device, "fp32", freeze_d=False)
+            results["unfrozen"].append(time_loop(sources["ours"], step, steps, batch, device))
         rep, ours = statistics.median(results["reports"]), statistics.median(results["ours"])
         fp32, bf16 = statistics.median(results["fp32"]), statistics.median(results["bf16"])
+        unfrozen = statistics.median(results["unfrozen"])
         # The input pipeline alone bounds what any loop change can win: a step costs
         # compute + input, and only the input part differs between the two loops.
         inputs = {name: time_input(src, 4 * steps, batch) for name, src in sources.items()}
@@ -148,7 +176,8 @@ def run(
         rows.append(
             f"| {batch} | {rep:,.0f} | {ours:,.0f} | {ours / rep:.2f}x "
             f"| {inputs['reports']:,.0f} | {inputs['ours']:,.0f} | {share:.0%} | {bound:.2f}x "
-            f"| {fp32:,.0f} | {bf16:,.0f} | {bf16 / fp32:.2f}x |"
+            f"| {fp32:,.0f} | {bf16:,.0f} | {bf16 / fp32:.2f}x "
+            f"| {unfrozen:,.0f} | {fp32 / unfrozen:.2f}x |"
         )
         print(rows[-1], flush=True)
     where = (
@@ -170,8 +199,9 @@ def run(
             "| ganserve loop (data on device) | ratio "
             "| reports' input alone | ours input alone | input share of a reports' step "
             "| ratio bound (input cost -> 0) "
-            "| training step, fp32 | training step, `--precision bf16` | bf16 / fp32 |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| training step, fp32 | training step, `--precision bf16` | bf16 / fp32 "
+            "| fp32, D not frozen in G's step | frozen / not |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             *rows,
             "",
             "Images/s throughout. *Input alone*: batches drawn with no training step. Both "
@@ -180,7 +210,10 @@ def run(
             "pipeline can make the loop faster than 1 / (1 - s) (the bound column). *Training "
             "step*: the training code's own D + G step (`AdversarialStep`, BCE) on our loop's "
             "batches, in float32 and with `--precision bf16` (bfloat16 autocast of the forward "
-            "passes; weights, optimizer state and losses in float32).",
+            "passes; weights, optimizer state and losses in float32). *D not frozen*: the same "
+            "fp32 step with D's weights left trainable during G's step (as the reports' loop "
+            "runs it), so G's backward also computes D's weight gradients, which the next D "
+            "step discards; the training code freezes D there (`training.steps.frozen`).",
         ]
     )
 
