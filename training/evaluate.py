@@ -68,6 +68,8 @@ LABELS = {
     "classifier_precision": "classifier precision (k=3)",
     "classifier_recall": "classifier recall (k=3)",
     "conditional_accuracy": "conditional accuracy",
+    "classifier_confidence": "classifier top probability (mean)",
+    "classifier_unsure": "share with classifier top probability < 0.9",
 }
 
 

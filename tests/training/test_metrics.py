@@ -451,3 +451,21 @@ def test_feature_cache_keys_real_sets_only(tmp_path, data_dir):
     )
     other = load_split("fashion-mnist", data_dir, "test", 6)
     assert cache.path_for("inception-v3-pool3", other) != path
+
+
+def test_confidence_is_high_on_real_digits_and_low_on_blends(data_dir):
+    # Real test digits are plain to the classifier; the mean of two digits of different
+    # classes is the in-between image that `conf` is there to count.
+    clf = load_classifier("mnist")
+    test = load_split("mnist", data_dir, "test", 400)
+    real = run_metric(MetricContext(ImageSet(test.images, None), test, "mnist"), "conf")
+    a, b = test.images[:200], test.images[200:]
+    differ = test.labels[:200] != test.labels[200:]
+    blends = ((a[differ].astype(np.uint16) + b[differ]) // 2).astype(np.uint8)
+    blended = run_metric(MetricContext(ImageSet(blends, None), test, "mnist"), "conf")
+    assert real["classifier_confidence"] > 0.9 and real["classifier_unsure"] < 0.1
+    assert blended["classifier_unsure"] > 3 * real["classifier_unsure"]
+    assert blended["classifier_confidence"] < real["classifier_confidence"] - 0.1
+    assert clf is load_classifier("mnist")  # loaded once
+    assert resolve_metrics("cls", labelled=False) == ["cfd", "cpr"]  # conf is asked by name
+    assert resolve_metrics("conf", labelled=False) == ["conf"]

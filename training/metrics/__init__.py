@@ -13,11 +13,14 @@ real split) and the feature extractors, and computes each feature set once:
 | ``cfd`` | ``classifier_fd`` | the domain classifier's penultimate layer |
 | ``cpr`` | ``classifier_precision``, ``classifier_recall`` (k = 3) | the same classifier layer |
 | ``acc`` | ``conditional_accuracy`` (labelled candidates only) | the classifier's labels |
+| ``conf`` | ``classifier_confidence``, ``classifier_unsure`` | the classifier's probabilities |
 
 ``cls`` names the classifier metrics: ``cfd``, ``cpr``, and ``acc`` when the
 candidates carry labels. ``cpr`` is the cheap way to see lost variety while
 training: a G that collapses within a class can keep a low classifier FD, but
-its recall falls. Inception features of real splits are cached on disk
+its recall falls. ``conf`` (asked by name, not part of ``cls``) measures how plainly
+each image shows one class: the mean of the classifier's top probability, and the share
+of images where it is under 0.9 (a digit in between two, say). Inception features of real splits are cached on disk
 (``FeatureCache``), keyed by data set, split, count and a hash of the images.
 """
 
@@ -51,7 +54,7 @@ class Metric:
 
 METRICS: dict[str, Metric] = {}
 ALIASES: dict[str, tuple[str, ...]] = {"cls": ("cfd", "cpr", "acc")}
-CLASSIFIER_METRICS = ALIASES["cls"]  # they need the data set's domain classifier
+CLASSIFIER_METRICS = (*ALIASES["cls"], "conf")  # they need the data set's domain classifier
 _SINGULAR = {"candidates": "candidate", "reference": "reference"}
 
 
@@ -288,6 +291,13 @@ def _acc(ctx: MetricContext) -> dict[str, float]:
 
     images = ctx.candidates
     return {"conditional_accuracy": accuracy(ctx.classifier(), images.images, images.labels)}
+
+
+@register_metric("conf", description="the classifier's top probability (mean; share under 0.9)")
+def _conf(ctx: MetricContext) -> dict[str, float]:
+    from training.metrics.classifier import confidence
+
+    return confidence(ctx.classifier(), ctx.candidates.images)
 
 
 __all__ = [

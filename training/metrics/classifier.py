@@ -163,6 +163,25 @@ def load_classifier(dataset: str, assets: Path = ASSETS) -> Classifier:
     return _load_cached(str(weights), str(meta))
 
 
+#: below this top probability an image counts as unsure (``classifier_unsure``)
+UNSURE_BELOW = 0.9
+
+
+def confidence(clf: Classifier, images: np.ndarray) -> dict[str, float]:
+    """How plainly the images show one class: the mean of the classifier's top softmax
+    probability, and the share of images whose top probability is under ``UNSURE_BELOW``."""
+    if len(images) == 0:
+        raise MetricError("confidence of an empty set")
+    logits = clf.logits(images).astype(np.float64)
+    logits -= logits.max(axis=1, keepdims=True)
+    probs = np.exp(logits)
+    top = probs.max(axis=1) / probs.sum(axis=1)
+    return {
+        "classifier_confidence": float(top.mean()),
+        "classifier_unsure": float((top < UNSURE_BELOW).mean()),
+    }
+
+
 def accuracy(clf: Classifier, images: np.ndarray, labels: np.ndarray) -> float:
     """Fraction of images the classifier labels as ``labels``."""
     if len(images) == 0:
