@@ -20,8 +20,9 @@ candidates carry labels. ``cpr`` is the cheap way to see lost variety while
 training: a G that collapses within a class can keep a low classifier FD, but
 its recall falls. ``conf`` (asked by name, not part of ``cls``) measures how plainly
 each image shows one class: the mean of the classifier's top probability, and the share
-of images where it is under 0.9 (a digit in between two, say). Inception features of real splits are cached on disk
-(``FeatureCache``), keyed by data set, split, count and a hash of the images.
+of images where it is under 0.9 (a digit in between two, say). Inception features of
+real splits are cached on disk (``FeatureCache``), keyed by data set, split, count and a
+hash of the images.
 """
 
 from __future__ import annotations
