@@ -88,6 +88,21 @@ def colour_latents(client: Client, model: str) -> list[str]:
     ]
 
 
+def code_grid(client: Client, model: str) -> list[str]:
+    """An infogan model's grid of one discrete code per row, saved, and its Markdown."""
+    file = f"codes-{model}.png"
+    dims = list(range(10))
+    call = f"client.perturb(model={model!r}, seed=0, dims={dims}, values=[4], scale=2)"
+    client.perturb(model=model, seed=0, dims=dims, values=[4], scale=2).save(IMAGES / file)
+    return [
+        f"`{call}`: row k sets latent dimension k to 4, above the other nine of z's first ten "
+        "values, so it draws code k; columns are the 8 base samples of seed 0.",
+        "",
+        f"![{file}](images/{file})",
+        "",
+    ]
+
+
 def grid_table(names: list[str], columns: int, prefix: str, width: int | None) -> str:
     """A Markdown table of the models' grids, ``columns`` to a row."""
     cells = []
@@ -133,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             write_section(DOCS / "models.md", "model-grids", grid_table(order, 2, "images/", None))
             colour: list[str] = []
+            codes: list[str] = []
             for info in models:
                 card = info.card
                 if card.get("conditional"):
@@ -142,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
                 grid.save(IMAGES / f"model-{info.name}.png")
                 if (card.get("image_shape") or [0])[-1] == 3:
                     colour += colour_latents(client, info.name)
+                if card.get("architecture") == "infogan":
+                    codes += code_grid(client, info.name)
             write_section(DOCS / "models.md", "colour-latents", "\n".join(colour).strip())
+            write_section(DOCS / "models.md", "infogan-codes", "\n".join(codes).strip())
             latent = args.latent_model or models.default_model
             lines = [
                 "# The latent experiments, through the service",
