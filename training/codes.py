@@ -23,13 +23,13 @@ import numpy as np
 from ganserve.latent import make_latents
 from training.metrics import MetricError
 from training.metrics.classifier import load_classifier
-from training.metrics.sources import OnnxGenerator, open_generator
+from training.metrics.sources import OnnxGenerator, generate, open_generator
 
 DEFAULT_CODES = 10
 
 
 def code_table(
-    images: np.ndarray, codes: np.ndarray, classes: np.ndarray, num_codes: int, num_classes: int
+    codes: np.ndarray, classes: np.ndarray, num_codes: int, num_classes: int
 ) -> dict[str, object]:
     """Counts [code, class], each code's top class and its share, and their mean (purity)."""
     counts = np.zeros((num_codes, num_classes), dtype=np.int64)
@@ -42,7 +42,7 @@ def code_table(
         "top_class": top.tolist(),
         "top_share": share.tolist(),
         "purity": float(counts.max(axis=1).sum() / max(int(drawn.sum()), 1)),
-        "images": len(images),
+        "images": len(codes),
     }
 
 
@@ -60,10 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             raise MetricError(f"{args.model} is not an exported infogan model")
         num_codes = int((gen.card.options or {}).get("g_kwargs", {}).get("codes", DEFAULT_CODES))
         clf = load_classifier(gen.dataset or "")
+        images = generate(gen, args.num_gen, args.seed).images  # latents make_latents(seed, n)
         z = make_latents(args.seed, args.num_gen, gen.latent_dim)
-        images = np.concatenate([gen.generate(z[i : i + 500], None) for i in range(0, len(z), 500)])
         codes = z[:, :num_codes].argmax(axis=1)
-        table = code_table(images, codes, clf.predict(images), num_codes, 10)
+        table = code_table(codes, clf.predict(images), num_codes, 10)
     except MetricError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ from training.networks import build_discriminator, build_generator
 def test_code_table_counts_each_code_and_its_top_class():
     codes = np.array([0, 0, 0, 1, 1, 2])
     classes = np.array([3, 3, 5, 7, 7, 1])
-    table = code_table(np.zeros((6, 2, 2, 1)), codes, classes, num_codes=3, num_classes=10)
+    table = code_table(codes, classes, num_codes=3, num_classes=10)
     assert table["counts"][0][3] == 2 and table["counts"][0][5] == 1
     assert table["top_class"] == [3, 7, 1]
     assert table["top_share"] == pytest.approx([2 / 3, 1.0, 1.0])
