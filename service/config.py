@@ -78,4 +78,7 @@ class Settings(BaseSettings):
     provider: Literal["auto", "cuda", "cpu"] = "auto"
     intra_op_threads: int = Field(default=0, ge=0)  # 0: the usable cores, at most 8
     cuda_io_binding: bool = True  # on CUDA, bind inputs/outputs explicitly (IO binding)
+    # Serve the graph with service.graph_rewrite's rewrites (CPU provider; each checked
+    # against the original graph's images at load)
+    graph_rewrite: bool = True
     warmup: bool = True  # run each model once before reporting ready

@@ -23,6 +23,7 @@ import onnxruntime as ort  # type: ignore[import-untyped]
 from ganserve.card import CARD_FILE, CardError, CardMissing, CardNotJSON, ModelCard, default_model
 from ganserve.latent import make_latents
 from ganserve.session import cpu_session_options
+from service import graph_rewrite
 from service.config import Settings
 from service.errors import ModelNotFound, ModelRefused
 
@@ -103,6 +104,7 @@ class LoadedModel:
     class_names: list[str] | None
     image_shape: tuple[int, int, int]  # (H, W, C)
     io_binding: bool = False
+    graph_rewrites: tuple[str, ...] = ()  # service.graph_rewrite's rewrites in the served graph
 
     def run(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         """uint8 [B, H, W, C] images for float32 latents z [B, latent_dim] (blocking)."""
@@ -264,6 +266,10 @@ def load_model(model_dir: Path, settings: Settings) -> LoadedModel:
     except Exception as exc:  # ORT raises its own types for unreadable graphs
         raise ModelError(f"ONNX Runtime cannot load {card.model_file} ({exc})") from None
     _check_io(session, conditional, card.latent_dim)
+    rewrites: tuple[str, ...] = ()
+    if settings.graph_rewrite and provider == CPU:
+        feeds = probe_feeds(card.latent_dim, num_classes, max(2, min(settings.max_batch, 64)))
+        session, rewrites = rewritten_session(model_dir.name, model_bytes, session, feeds, settings)
     model = LoadedModel(
         name=model_dir.name,
         card=card,
@@ -275,10 +281,48 @@ def load_model(model_dir: Path, settings: Settings) -> LoadedModel:
         class_names=card.class_names,
         image_shape=card.image_shape,
         io_binding=provider == CUDA and settings.cuda_io_binding,
+        graph_rewrites=rewrites,
     )
     if settings.warmup:
         warm_up(model, settings.max_batch)
     return model
+
+
+def probe_feeds(latent_dim: int, num_classes: int, n: int) -> dict[str, np.ndarray]:
+    """Seeded latents (and cycling labels for a conditional model) to probe a graph with."""
+    feeds = {"z": make_latents(0, n, latent_dim)}
+    if num_classes:
+        feeds["label"] = np.arange(n, dtype=np.int64) % num_classes
+    return feeds
+
+
+def rewritten_session(
+    name: str,
+    model_bytes: bytes,
+    session: ort.InferenceSession,
+    feeds: dict[str, np.ndarray],
+    settings: Settings,
+) -> tuple[ort.InferenceSession, tuple[str, ...]]:
+    """A CPU session of the graph as ``service.graph_rewrite`` rewrites it, when a rewrite
+    applies and its images match the original session's on ``feeds``; else ``session``."""
+    try:
+        result = graph_rewrite.rewrite(model_bytes, feeds)
+        if not result.applied:
+            return session, ()
+        rewritten = ort.InferenceSession(
+            result.model_bytes, sess_options=session_options(settings), providers=[CPU]
+        )
+        mismatch = graph_rewrite.check(
+            session.run(["image"], feeds)[0], rewritten.run(["image"], feeds)[0]
+        )
+    except Exception as exc:  # the original graph still serves
+        logger.warning("model %s: serving its graph as is (rewrite failed: %s)", name, exc)
+        return session, ()
+    if mismatch is not None:
+        logger.warning("model %s: serving its graph as is (the rewritten one: %s)", name, mismatch)
+        return session, ()
+    logger.info("model %s: serving the rewritten graph (%s)", name, ", ".join(result.applied))
+    return rewritten, result.applied
 
 
 def try_load_model(model_dir: Path, settings: Settings) -> LoadedModel | str:

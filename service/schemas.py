@@ -171,6 +171,11 @@ class ModelInfo(BaseModel):
 
     name: str
     provider: str = Field(description="The ONNX Runtime execution provider it runs on.")
+    graph_rewrites: list[str] = Field(
+        default_factory=list,
+        description="Rewrites of the model file's graph that the service runs instead of the"
+        " file's own (each checked against the original's images at load; empty: the file as is).",
+    )
     default: bool = Field(description="Whether requests without a model get this one.")
     default_conditional: bool = Field(
         description="Whether /conditional requests without a model get this one."

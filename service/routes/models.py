@@ -16,6 +16,7 @@ def model_info(model: LoadedModel, registry: Registry) -> ModelInfo:
     return ModelInfo(
         name=model.name,
         provider=model.provider,
+        graph_rewrites=list(model.graph_rewrites),
         default=model.name == registry.default_model,
         default_conditional=model.name == registry.default_conditional_model,
         conditional=model.conditional,

@@ -145,7 +145,7 @@ def test_image_installs_exactly_the_serve_extra() -> None:
     names = {requirement_name(r) for r in cpu}
     assert "onnxruntime" in names and "onnxruntime-gpu" not in names
     assert len(cpu) == len(serve) + len(pyproject["dependencies"])
-    assert not names & {"torch", "torchvision", "onnx"}
+    assert not names & {"torch", "torchvision"}
 
 
 def test_service_imports_only_what_the_serve_extra_installs() -> None:

@@ -25,9 +25,10 @@ from test_service_e2e import free_port, start_server, stop, wait_ready
 from tritonclient.utils import InferenceServerException
 
 from ganserve.latent import make_latents
+from service import graph_rewrite
 from service.app import create_app
 from service.config import Settings
-from service.registry import session_options
+from service.registry import probe_feeds, session_options
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models"
 UNCONDITIONAL = "dcgan-fashion"
@@ -79,9 +80,12 @@ def client(server: str) -> Iterator[httpclient.InferenceServerClient]:
 
 
 def onnx_images(name: str, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-    """What the model's ONNX session gives for z (and labels), run here without the service."""
+    """What the model's ONNX session gives for z (and labels), run here without the service,
+    on the graph the service runs (the file's, as service.graph_rewrite rewrites it)."""
+    model_bytes = (SHIPPED / name / "model.onnx").read_bytes()
+    probe = probe_feeds(z.shape[1], 10 if labels is not None else 0, 2)
     session = ort.InferenceSession(
-        str(SHIPPED / name / "model.onnx"),
+        graph_rewrite.rewrite(model_bytes, probe).model_bytes,
         sess_options=session_options(Settings()),
         providers=["CPUExecutionProvider"],
     )
