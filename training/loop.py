@@ -606,6 +606,22 @@ def train_epochs(s: Setup, run: Run, stop: StopRequested) -> str:
     return "done"
 
 
+def cpu_bf16_native() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX, as oneDNN sees it);
+    without it, bf16 autocast on the CPU is emulated and runs many times slower than fp32."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def precision_warning(precision: str, device: torch.device) -> str | None:
+    """A warning for ``--precision bf16`` on a CPU that would emulate bfloat16."""
+    if precision != "bf16" or device.type != "cpu" or cpu_bf16_native():
+        return None
+    return (
+        "warning: this CPU has no native bfloat16 (AVX512-BF16 or AMX), so --precision bf16 "
+        "is emulated and runs many times slower than fp32 here; use --precision fp32"
+    )
+
+
 def training_loop(options: TrainOptions, *, log: Any = print) -> Path:
     """Train one GAN as ``options`` say; returns the run directory.
 
@@ -623,6 +639,9 @@ def training_loop(options: TrainOptions, *, log: Any = print) -> Path:
             f"run {run.dir}: {o.arch} on {o.dataset} ({len(s.data)} images, {s.data.mode}), "
             f"{o.loss} loss, device {s.device}{workers} {where}".rstrip()
         )
+        warning = precision_warning(o.precision, s.device)
+        if warning:
+            run.log(warning)
         try:
             with StopRequested() as stop:
                 why = train_epochs(s, run, stop)

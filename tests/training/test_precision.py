@@ -5,6 +5,7 @@ import torch
 from torch import nn
 from training_testlib import fake_options
 
+from training import loop
 from training.checkpoint import load_checkpoint
 from training.loop import training_loop
 from training.losses import get_loss
@@ -71,3 +72,21 @@ def test_an_unknown_precision_is_one_line_and_writes_nothing(tmp_path, capsys):
         == "error: --precision must be one of fp32, bf16, not 'fp16'"
     )
     assert not any(tmp_path.iterdir())
+
+
+def test_bf16_on_a_cpu_without_native_bfloat16_is_warned_about(tmp_path, monkeypatch):
+    lines: list[str] = []
+    monkeypatch.setattr(loop, "cpu_bf16_native", lambda: False)
+    training_loop(fake_options(tmp_path, precision="bf16"), log=lines.append)
+    warnings = [line for line in lines if line.startswith("warning:")]
+    assert len(warnings) == 1 and "--precision fp32" in warnings[0]
+    lines.clear()
+    training_loop(fake_options(tmp_path, precision="fp32"), log=lines.append)
+    assert not [line for line in lines if line.startswith("warning:")]
+
+
+def test_only_bf16_on_the_cpu_can_be_warned_about():
+    assert loop.precision_warning("fp32", torch.device("cpu")) is None
+    warning = loop.precision_warning("bf16", torch.device("cpu"))
+    assert (warning is None) == loop.cpu_bf16_native()
+    assert loop.precision_warning("bf16", torch.device("cuda")) is None
