@@ -4,7 +4,9 @@
     python -m bench --peers     # the same after the serving benchmark (make bench ARGS=--peers)
 
 The same exported generator, the same request (``POST /generate {"model", "n",
-"seed"}``, the seed counting up) and the same PNG bytes from every system:
+"seed"}``, the seed counting up) and the same images from every system (the same PNG
+bytes, or pixels within one grey level where ganserve's load-time graph rewrite rounds a
+value the other way):
 
 - **ganserve** as ``make serve`` runs it (``python -m service``), 1 and 2 workers;
 - **naive**: ``bench/naive_server.py`` (FastAPI + eager PyTorch per request), 1 and 2
@@ -503,8 +505,12 @@ def section(outcome: Outcome, options: Options, command: str) -> str:
         f"- Machine: {m['nproc']} cores, {m['cpu']}, no GPU; load average {load} at the start.",
         f"- Model: `{info['model']}` ({card.get('architecture')}, latent "
         f"{card.get('latent_dim')}); every system but the naive one runs this ONNX file on "
-        f"ONNX Runtime {m['onnxruntime']} (CPU) with ganserve's session options and answers "
-        "the same PNG bytes (tests/bench/test_bench_peers.py); the naive server runs eager "
+        f"ONNX Runtime {m['onnxruntime']} (CPU) with ganserve's session options (ganserve "
+        "runs the graph as its load-time rewrite serves it, `service/graph_rewrite.py`: the "
+        "first layer, a ConvTranspose on a 1x1 input, as one Gemm for the batch; the peers run "
+        "the file's graph) and answers the same images (the same PNG bytes, or pixels within "
+        "one grey level where the rewrite rounds a value the other way: "
+        "tests/bench/test_bench_peers.py); the naive server runs eager "
         "PyTorch (" + info["note"].removeprefix("naive server: ") + ").",
         "- Systems: ganserve as `make serve` runs it (`python -m service`, default settings, "
         "uvicorn); naive: `bench/naive_server.py`; BentoML "
