@@ -13,6 +13,7 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
+from ganserve.session import usable_cores
 from service.config import Settings
 from service.http import CoalescingHttpToolsProtocol
 
@@ -28,13 +29,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--log-level", choices=["critical", "error", "warning", "info", "debug"], help="log level"
     )
-    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes (default 1); unless GANSERVE_INTRA_OP_THREADS is set, "
+        "they share the usable cores: each session gets cores / workers intra-op threads",
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Validate the settings, then run uvicorn until interrupted."""
     args = parse_args(argv)
+    if args.workers < 1:
+        print(f"error: --workers must be at least 1, not {args.workers}", file=sys.stderr)
+        return 2
     overrides = {
         "host": args.host,
         "port": args.port,
@@ -55,6 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.models_dir.is_dir():
         print(f"error: models directory {settings.models_dir} does not exist", file=sys.stderr)
         return 2
+    if args.workers > 1 and settings.intra_op_threads == 0:
+        # Every worker process runs its own sessions: sharing the cores between them
+        # keeps their intra-op threads from contending for the same cores.
+        threads = worker_threads(usable_cores(), args.workers)
+        os.environ["GANSERVE_INTRA_OP_THREADS"] = str(threads)
+        print(
+            f"{args.workers} worker processes on {usable_cores()} cores: {threads} ONNX Runtime "
+            "intra-op thread(s) each (set GANSERVE_INTRA_OP_THREADS to choose)",
+            file=sys.stderr,
+        )
     uvicorn.run(
         "service.app:create_app",
         factory=True,
@@ -67,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         http=CoalescingHttpToolsProtocol if settings.coalesce_writes else "auto",
     )
     return 0
+
+
+def worker_threads(cores: int, workers: int) -> int:
+    """Intra-op threads per session when ``workers`` processes share ``cores`` (at most 8)."""
+    return max(1, min(cores // workers, 8))
 
 
 if __name__ == "__main__":

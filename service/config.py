@@ -76,7 +76,8 @@ class Settings(BaseSettings):
 
     # ONNX Runtime
     provider: Literal["auto", "cuda", "cpu"] = "auto"
-    intra_op_threads: int = Field(default=0, ge=0)  # 0: the usable cores, at most 8
+    # 0: the usable cores, at most 8 (shared out among `python -m service --workers` processes)
+    intra_op_threads: int = Field(default=0, ge=0)
     cuda_io_binding: bool = True  # on CUDA, bind inputs/outputs explicitly (IO binding)
     # Serve the graph with service.graph_rewrite's rewrites (CPU provider; each checked
     # against the original graph's images at load)

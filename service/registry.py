@@ -105,6 +105,7 @@ class LoadedModel:
     image_shape: tuple[int, int, int]  # (H, W, C)
     io_binding: bool = False
     graph_rewrites: tuple[str, ...] = ()  # service.graph_rewrite's rewrites in the served graph
+    intra_op_threads: int = 0  # ONNX Runtime's threads per session run (CPU provider)
 
     def run(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         """uint8 [B, H, W, C] images for float32 latents z [B, latent_dim] (blocking)."""
@@ -282,6 +283,7 @@ def load_model(model_dir: Path, settings: Settings) -> LoadedModel:
         image_shape=card.image_shape,
         io_binding=provider == CUDA and settings.cuda_io_binding,
         graph_rewrites=rewrites,
+        intra_op_threads=session_options(settings).intra_op_num_threads,
     )
     if settings.warmup:
         warm_up(model, settings.max_batch)

@@ -171,6 +171,9 @@ class ModelInfo(BaseModel):
 
     name: str
     provider: str = Field(description="The ONNX Runtime execution provider it runs on.")
+    intra_op_threads: int = Field(
+        default=0, description="ONNX Runtime's threads per session run on the CPU provider."
+    )
     graph_rewrites: list[str] = Field(
         default_factory=list,
         description="Rewrites of the model file's graph that the service runs instead of the"

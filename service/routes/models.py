@@ -17,6 +17,7 @@ def model_info(model: LoadedModel, registry: Registry) -> ModelInfo:
         name=model.name,
         provider=model.provider,
         graph_rewrites=list(model.graph_rewrites),
+        intra_op_threads=model.intra_op_threads,
         default=model.name == registry.default_model,
         default_conditional=model.name == registry.default_conditional_model,
         conditional=model.conditional,

@@ -168,3 +168,43 @@ def test_invalid_setting_is_a_one_line_error(models_dir: Path) -> None:
     assert out.returncode == 2
     assert out.stderr.startswith("error: invalid settings: max_batch:")
     assert "Traceback" not in out.stderr
+
+
+def test_worker_processes_share_the_cores_between_their_sessions(models_dir) -> None:
+    """``--workers 2`` gives each worker's sessions half the usable cores (at least one)."""
+    from ganserve.session import usable_cores
+    from service.__main__ import worker_threads
+
+    assert [worker_threads(2, n) for n in (1, 2, 3)] == [2, 1, 1]
+    assert worker_threads(32, 2) == 8
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = ["-m", "service", "--port", str(port), "--models-dir", str(models_dir)]
+    proc = start_server([*args, "--workers", "2"], {})
+    try:
+        wait_ready(proc, url)
+        models = httpx.get(f"{url}/models", timeout=10).json()["models"]
+        expected = worker_threads(usable_cores(), 2)
+        assert {m["intra_op_threads"] for m in models} == {expected}
+    finally:
+        out = stop(proc)
+    assert f"2 worker processes on {usable_cores()} cores: {expected}" in out
+    explicit = start_server([*args, "--workers", "2"], {"GANSERVE_INTRA_OP_THREADS": "3"})
+    try:
+        wait_ready(explicit, url)
+        models = httpx.get(f"{url}/models", timeout=10).json()["models"]
+        assert {m["intra_op_threads"] for m in models} == {3}
+    finally:
+        stop(explicit)
+
+
+def test_zero_workers_is_refused_in_one_line(models_dir) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "--workers", "0", "--models-dir", str(models_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: --workers must be at least 1, not 0"
