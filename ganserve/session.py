@@ -7,17 +7,48 @@ the same kernels on the same threads. Only this module needs onnxruntime.
 
 from __future__ import annotations
 
+import math
 import os
+from pathlib import Path
 
 import onnxruntime as ort  # type: ignore[import-untyped]
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
-def usable_cores() -> int:
-    """The CPU cores this process may run on."""
+
+def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> float | None:
+    """The CPU quota of this process's cgroup in cores (a container's CPU limit, such as
+    Kubernetes' ``limits.cpu``), or None when there is none or it cannot be read.
+
+    cgroup v2: ``cpu.max`` ("QUOTA PERIOD", or "max PERIOD" for none); cgroup v1:
+    ``cpu/cpu.cfs_quota_us`` (-1 for none) over ``cpu/cpu.cfs_period_us``.
+    """
     try:
-        return len(os.sched_getaffinity(0))
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        if quota == "max":
+            return None
+        return int(quota) / int(period) if int(period) > 0 else None
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+
+
+def usable_cores(cgroup_root: Path = CGROUP_ROOT) -> int:
+    """The CPU cores this process may run on: its affinity, capped by its cgroup's CPU
+    quota rounded up (a pod limited to 2 CPUs on a 64-core node gets 2, not 64)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    limit = cgroup_cpu_limit(cgroup_root)
+    if limit is not None:
+        cores = min(cores, max(1, math.ceil(limit)))
+    return cores
 
 
 def cpu_session_options(intra_op_threads: int | None = None) -> ort.SessionOptions:
