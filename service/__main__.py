@@ -68,10 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers > 1 and settings.intra_op_threads == 0:
         # Every worker process runs its own sessions: sharing the cores between them
         # keeps their intra-op threads from contending for the same cores.
-        threads = worker_threads(usable_cores(), args.workers)
+        cores = usable_cores()
+        threads = worker_threads(cores, args.workers)
         os.environ["GANSERVE_INTRA_OP_THREADS"] = str(threads)
         print(
-            f"{args.workers} worker processes on {usable_cores()} cores: {threads} ONNX Runtime "
+            f"{args.workers} worker processes on {cores} cores: {threads} ONNX Runtime "
             "intra-op thread(s) each (set GANSERVE_INTRA_OP_THREADS to choose)",
             file=sys.stderr,
         )
