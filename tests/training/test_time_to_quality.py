@@ -215,3 +215,13 @@ def test_a_resume_without_a_deadline_says_so_in_words(tmp_path, capsys):
     assert main(["--table", str(run)]) == 0
     out = capsys.readouterr().out
     assert "`, resumed with `--epochs 24` and no `--max-minutes` |" in out
+
+
+@pytest.mark.parametrize("native, fastest", [(True, "project-bf16-b32"), (False, "project-b32")])
+def test_the_default_recipes_use_bf16_only_where_the_cpu_computes_it(monkeypatch, native, fastest):
+    import training.loop
+    from training.time_to_quality import RECIPES, default_recipes
+
+    monkeypatch.setattr(training.loop, "cpu_bf16_native", lambda: native)
+    assert default_recipes() == ["reports", fastest]
+    assert ("--precision" in RECIPES[fastest]) is native
