@@ -114,6 +114,13 @@ def start(world: World, backend: str, device: torch.device) -> None:
     )
 
 
+def finish() -> None:
+    """Wait for every process at the end of a run that went well, so that none tears the
+    process group down while a peer still uses it (gloo aborts the peer then)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def stop() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

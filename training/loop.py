@@ -43,6 +43,7 @@ from training.distributed import (
     pick_backend,
     world_from_env,
 )
+from training.distributed import finish as finish_distributed
 from training.distributed import start as start_distributed
 from training.distributed import stop as stop_distributed
 from training.losses import get_loss
@@ -647,6 +648,7 @@ def training_loop(options: TrainOptions, *, log: Any = print) -> Path:
                 why = train_epochs(s, run, stop)
         finally:
             run.close()
+        finish_distributed()
     finally:
         stop_distributed()
     if why != "done":
