@@ -219,6 +219,27 @@ def _output_arguments(p: argparse._ArgumentGroup, d: TrainOptions) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the resolved options, then stop")
 
 
+# options a resume may give: how long, where and how the run goes on, and how often
+# it checkpoints and measures itself; the rest is the recipe, which stays the checkpoint's
+RESUMABLE = {
+    "epochs", "max_minutes", "out", "device", "threads", "resume", "data_dir", "data_mode",
+    "workers", "dist_backend", "precision", "metrics_kimg", "checkpoint_minutes",
+}  # fmt: skip
+
+
+def _refuse_recipe_changes(args: argparse.Namespace, o: TrainOptions, given: set[str]) -> None:
+    """A recipe option given on resume that differs from the checkpoint's is refused."""
+    for f in dataclasses.fields(TrainOptions):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name in RESUMABLE or flag not in given or not hasattr(args, f.name):
+            continue
+        if getattr(args, f.name) != getattr(o, f.name):
+            raise ValueError(
+                f"{flag} {getattr(args, f.name)}: a resumed run keeps its checkpoint's "
+                f"{f.name} ({getattr(o, f.name)}); drop {flag}, or train a new run"
+            )
+
+
 def options_from_args(args: argparse.Namespace, argv: list[str] | None = None) -> TrainOptions:
     """The run's options; on resume the checkpoint's, with what may change taken from ``argv``."""
     if args.resume:
@@ -227,6 +248,7 @@ def options_from_args(args: argparse.Namespace, argv: list[str] | None = None) -
         # what may change on resume: length, deadline, where it goes, where and how it
         # runs, and how often it checkpoints and measures itself
         given = {a.split("=")[0] for a in argv if a.startswith("--")} if argv else {"--epochs"}
+        _refuse_recipe_changes(args, o, given)
         return dataclasses.replace(
             o,
             epochs=args.epochs if "--epochs" in given else o.epochs,

@@ -84,11 +84,36 @@ def test_resume_may_change_how_often_it_measures_and_checkpoints_but_not_the_rec
     assert train_main(args) == 0
     (run,) = tmp_path.glob("00000-*")
     resume = ["--resume", str(run), "--epochs", "2", "--out", str(tmp_path), "--no-progress"]
-    resume += ["--metrics-kimg=120", "--checkpoint-minutes", "5", "--lr", "0.5"]
+    resume += ["--metrics-kimg=120", "--checkpoint-minutes", "5", "--lr", "0.001"]
     assert train_main(resume) == 0
     options = load_checkpoint(run / "checkpoint-000002.pt")["options"]
     assert (options["metrics_kimg"], options["checkpoint_minutes"]) == (120.0, 5.0)
     assert options["lr"] == 0.001  # the recipe is the checkpoint's
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        (["--lr", "0.5"], "--lr 0.5"),
+        (["--arch", "cgan"], "--arch cgan"),
+        (["--dataset=mnist"], "--dataset mnist"),
+        (["--g-kwargs", '{"width": 16}'], "--g-kwargs"),
+    ],
+)
+def test_a_recipe_option_given_on_resume_is_refused_not_ignored(tmp_path, capsys, given, named):
+    args = ["--dataset", "fake", "--limit", "64", "--batch-size", "32", "--epochs", "1"]
+    args += ["--g-kwargs", '{"width": 8}', "--d-kwargs", '{"width": 8}', "--no-progress"]
+    args += ["--lr", "0.001", "--out", str(tmp_path)]
+    assert train_main(args) == 0
+    (run,) = tmp_path.glob("00000-*")
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    capsys.readouterr()
+    resume = ["--resume", str(run), "--epochs", "2", "--out", str(tmp_path), "--no-progress"]
+    assert train_main(resume + given) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {named}") and "keeps its checkpoint's" in err
+    assert "\n" not in err
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before  # nothing written
 
 
 @pytest.mark.slow
