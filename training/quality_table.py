@@ -126,10 +126,19 @@ def render(models_dir: Path, floors_dir: Path, commands_list: bool = True) -> st
             met = best.fid <= goal
             got = f"`{best.name}`: FID {best.fid:.2f}"
             if conditional and dataset == "fashion-mnist":
-                acc = best.quality.figures.get("conditional_accuracy") if best.quality else None
+                acc = _accuracy(best)
                 if acc is not None:
                     got += f", accuracy {acc:.1%}"
                     met = met and acc >= ACCURACY_GOAL
+                    # when the lowest FID misses the accuracy goal, the lowest FID that meets it
+                    true = [c for c in group if c.fid is not None and _class_true(c)]
+                    alt = best_model(true, dataset=dataset)
+                    if acc < ACCURACY_GOAL and alt is not None:
+                        got += (
+                            f"; over {ACCURACY_GOAL:.0%} accuracy: `{alt.name}`: "
+                            f"FID {alt.fid:.2f}, accuracy {_accuracy(alt):.1%}"
+                        )
+                        met = alt.fid is not None and alt.fid <= goal
             goals.append(f"| best {kind} {label} | {want} | {got} | {'yes' if met else '**no**'} |")
     for card in cards:
         for metric, entry in sorted((card.quality or Quality()).measured.items()):
@@ -145,6 +154,15 @@ def render(models_dir: Path, floors_dir: Path, commands_list: bool = True) -> st
             *(tail if commands_list else []),
         ]
     )
+
+
+def _accuracy(card: ModelCard) -> float | None:
+    return card.quality.figures.get("conditional_accuracy") if card.quality else None
+
+
+def _class_true(card: ModelCard) -> bool:
+    acc = _accuracy(card)
+    return acc is not None and acc >= ACCURACY_GOAL
 
 
 def _figures(card: ModelCard) -> dict[str, Any]:

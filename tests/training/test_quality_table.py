@@ -46,6 +46,20 @@ def test_rows_are_sorted_by_fid_and_unmeasured_figures_are_dashes(tmp_path: Path
     assert "real --dataset fashion-mnist" in text
 
 
+def test_the_conditional_goal_names_the_lowest_fid_that_meets_the_accuracy_goal(tmp_path):
+    models = tmp_path / "models"
+    _card(models, "low", "fashion-mnist", True, _measured(9.0, conditional_accuracy=0.9))
+    _card(models, "true", "fashion-mnist", True, _measured(9.5, conditional_accuracy=0.97))
+    _card(models, "true-worse", "fashion-mnist", True, _measured(12.0, conditional_accuracy=0.99))
+    text = render(models, tmp_path)
+    got = "`low`: FID 9.00, accuracy 90.0%; over 95% accuracy: `true`: FID 9.50, accuracy 97.0%"
+    assert f"| {got} | yes |" in text
+    # the class-true model misses the FID goal: not met
+    (models / "true").rename(tmp_path / "gone")
+    text = render(models, tmp_path)
+    assert "over 95% accuracy: `true-worse`: FID 12.00, accuracy 99.0% | **no** |" in text
+
+
 def test_main_rewrites_only_its_section(tmp_path: Path) -> None:
     models = tmp_path / "models"
     _card(models, "m", "mnist", False, _measured(4.0))
