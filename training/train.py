@@ -245,8 +245,7 @@ def options_from_args(args: argparse.Namespace, argv: list[str] | None = None) -
     if args.resume:
         path, _ = resolve_resume(args.resume, args.out)
         o = from_dict(load_checkpoint(path).get("options", {}))
-        # what may change on resume: length, deadline, where it goes, where and how it
-        # runs, and how often it checkpoints and measures itself
+        # only RESUMABLE options may change; a recipe option given with another value is refused
         given = {a.split("=")[0] for a in argv if a.startswith("--")} if argv else {"--epochs"}
         _refuse_recipe_changes(args, o, given)
         return dataclasses.replace(
