@@ -634,6 +634,10 @@ class CDCGANDiscriminator(_Critic):
       image as extra input channels (Mirza & Osindero's cGAN, made convolutional).
     - ``conditioning="projection"``: ``linear(h) + <embed(label), h>`` on the
       flattened 7x7 features h (Miyato & Koyama 2018).
+    - ``conditioning="none"``: the score never sees the label; the class reaches G
+      only through the auxiliary classifier (AC-GAN as Odena et al. 2017 built it:
+      one D judging real or fake, a classifier telling the class), so it needs
+      ``aux_classifier=True`` (``--ac-lambda`` above 0).
 
     ``mbstd=True`` adds the minibatch standard deviation of h as one more input of
     the score (:func:`minibatch_stddev`).
@@ -653,8 +657,15 @@ class CDCGANDiscriminator(_Critic):
         aux_classifier: bool = False,
     ) -> None:
         super().__init__()
-        if conditioning not in ("concat", "projection"):
-            raise ValueError(f"conditioning must be concat or projection, not {conditioning!r}")
+        if conditioning not in ("concat", "projection", "none"):
+            raise ValueError(
+                f"conditioning must be concat, projection or none, not {conditioning!r}"
+            )
+        if conditioning == "none" and not aux_classifier:
+            raise ValueError(
+                "conditioning none needs the auxiliary classifier (--ac-lambda above 0): "
+                "without it nothing tells G the class"
+            )
         self.num_classes = num_classes
         self.conditioning = conditioning
         self.mbstd = mbstd
@@ -682,7 +693,7 @@ class CDCGANDiscriminator(_Critic):
         return self.classifier(x)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if self.conditioning == "concat":
+        if self.conditioning == "concat":  # "none": the label goes unused here
             onehot = nn.functional.one_hot(labels, self.num_classes).to(x.dtype)
             planes = onehot[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
             x = torch.cat([x, planes], dim=1)

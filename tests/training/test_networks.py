@@ -88,8 +88,22 @@ def test_cdcgan_critic_sees_its_batch_and_the_label(conditioning):
         assert d(copies, zeros)[0] != d(varied, zeros)[0]
         d.eval()
         assert not torch.allclose(d(varied, zeros), d(varied, ones))
-    with pytest.raises(ValueError, match="concat or projection"):
+    with pytest.raises(ValueError, match="concat, projection or none"):
         build_discriminator("cdcgan", conditioning="film")
+
+
+def test_cdcgan_critic_without_the_label_leaves_the_class_to_its_classifier():
+    """``conditioning="none"`` (AC-GAN's D): the score is the same whatever class is
+    asked for, the classifier tells the class, and without a classifier it is refused."""
+    torch.manual_seed(0)
+    d = build_discriminator("cdcgan", width=8, conditioning="none", aux_classifier=True).eval()
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        zeros, ones = torch.zeros(8, dtype=torch.long), torch.ones(8, dtype=torch.long)
+        assert torch.equal(d(x, zeros), d(x, ones))
+        assert d.classify(x).shape == (8, 10)
+    with pytest.raises(ValueError, match="needs the auxiliary classifier"):
+        build_discriminator("cdcgan", conditioning="none")
 
 
 @pytest.mark.parametrize("norm", ["batch", "layer", "none"])
