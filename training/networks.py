@@ -17,6 +17,7 @@ sigmoid. Networks do no I/O.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -219,21 +220,86 @@ class MLPGenerator(nn.Module):
 
 
 # --------------------------------------------------------------------------- 3. dcgan
-class DCGANDiscriminator(_Critic):
-    def __init__(self, channels: int = 1, width: int = 64) -> None:
+class FeatureHeads(nn.Module):
+    """Discriminator heads on a frozen, pretrained feature network (Projected GAN,
+    Sauer et al. 2021; Vision-aided GAN, Kumari et al. 2022), here the data set's own
+    domain classifier (``training/metrics/classifier.py``, trained on its train split).
+
+    The classifier runs in eval mode with its weights frozen; it is not a submodule,
+    so it is neither trained, nor in D's state dict, nor touched by D's init or
+    spectral norm: it is loaded from its committed asset whenever D is built. Three
+    small trainable heads score its features at 14x14, at 7x7 and at the penultimate
+    128-d layer; each gives one logit. G's gradient reaches the image through the
+    frozen classifier, so G learns from features made to tell the data's classes
+    apart from the first step, where a D learning from scratch starts from noise.
+    """
+
+    def __init__(self, dataset: str, width: int = 64) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(channels, width, 4, 2, 1),  # 28 -> 14
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 4, 2, 1),  # 14 -> 7
-            nn.BatchNorm2d(2 * width),
-            nn.LeakyReLU(0.2),
-            nn.Flatten(),
-            nn.Linear(2 * width * 7 * 7, 1),
-        )
+        from training.metrics.classifier import load_classifier
+
+        clf = copy.deepcopy(load_classifier(dataset).net).eval().requires_grad_(False)
+        self._frozen = (clf,)  # a tuple: not registered, so not in state_dict() or train()
+        c = int(clf.kwargs["width"])
+
+        def head(conv: nn.Module) -> nn.Module:  # conv to width @ 7x7, then one logit
+            return nn.Sequential(conv, nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(width * 49, 1))
+
+        self.at14 = head(nn.Conv2d(c, width, 4, 2, 1))  # block 1: c @ 14x14
+        self.at7 = head(nn.Conv2d(2 * c, width, 3, 1, 1))  # block 2: 2c @ 7x7
+        self.at_penultimate = nn.Linear(clf.feature_dim, 1)
+
+    @property
+    def classifier(self) -> nn.Module:
+        return self._frozen[0]
+
+    def _apply(self, fn: Any, recurse: bool = True) -> FeatureHeads:  # .to(), .cuda()
+        super()._apply(fn, recurse)
+        self._frozen[0]._apply(fn, recurse)
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(1)
+        """Logits [B, 3]: one per head."""
+        f = self.classifier.features  # 3 conv blocks of 4 layers, then the 128-d layer
+        h14 = f[0:4](x)
+        h7 = f[4:8](h14)
+        pen = f[8:](h7)
+        return torch.cat([self.at14(h14), self.at7(h7), self.at_penultimate(pen)], dim=1)
+
+
+class DCGANDiscriminator(_Critic):
+    """The reports' two-conv D. ``features="<data set>"`` adds :class:`FeatureHeads` on
+    that data set's domain classifier: the scores are then [B, 4] (this D's logit and
+    the three heads'), and every loss averages over them; with ``pixels=False`` the
+    heads alone score ([B, 3]; Projected GAN's D, no network on the pixels)."""
+
+    def __init__(
+        self, channels: int = 1, width: int = 64, features: str = "", pixels: bool = True
+    ) -> None:
+        super().__init__()
+        if not pixels and not features:
+            raise ValueError("pixels=False needs features=<data set>: nothing would score")
+        self.net = (
+            nn.Sequential(
+                nn.Conv2d(channels, width, 4, 2, 1),  # 28 -> 14
+                nn.LeakyReLU(0.2),
+                nn.Conv2d(width, 2 * width, 4, 2, 1),  # 14 -> 7
+                nn.BatchNorm2d(2 * width),
+                nn.LeakyReLU(0.2),
+                nn.Flatten(),
+                nn.Linear(2 * width * 7 * 7, 1),
+            )
+            if pixels
+            else None
+        )
+        self.features = FeatureHeads(features) if features else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.features is None:
+            assert self.net is not None
+            return self.net(x).squeeze(1)
+        heads = self.features(x)
+        return heads if self.net is None else torch.cat([self.net(x), heads], dim=1)
 
 
 @register(

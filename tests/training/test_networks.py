@@ -106,6 +106,43 @@ def test_cdcgan_critic_without_the_label_leaves_the_class_to_its_classifier():
         build_discriminator("cdcgan", conditioning="none")
 
 
+def test_dcgan_critic_on_classifier_features_trains_its_heads_never_the_classifier():
+    """``features=<data set>``: four logits per image (D's and three heads' on the
+    frozen domain classifier); a D update changes the heads, never the classifier,
+    which stays in eval mode, out of the state dict, and passes G's gradient on."""
+    torch.manual_seed(0)
+    d = build_discriminator("dcgan", width=8, features="fashion-mnist").train()
+    clf = d.features.classifier
+    assert not clf.training
+    before = {k: v.clone() for k, v in clf.state_dict().items()}
+    heads = [p.clone() for p in d.features.parameters()]
+    assert not any(k.startswith("features.classifier") for k in d.state_dict())
+    x = (torch.rand(16, 1, 28, 28) * 2 - 1).requires_grad_(True)
+    scores = d(x)
+    assert scores.shape == (16, 4)
+    opt = torch.optim.SGD(d.parameters(), lr=0.1)
+    scores.mean().backward()
+    opt.step()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(torch.equal(v, clf.state_dict()[k]) for k, v in before.items())
+    assert any(not torch.equal(a, b) for a, b in zip(heads, d.features.parameters(), strict=True))
+    assert not d.features.classifier.training
+
+
+def test_dcgan_critic_of_classifier_features_alone_has_no_network_on_the_pixels():
+    d = build_discriminator("dcgan", features="mnist", pixels=False).eval()
+    assert d.net is None
+    with torch.no_grad():
+        assert d(torch.zeros(2, 1, 28, 28)).shape == (2, 3)
+
+
+def test_dcgan_critic_refuses_features_of_an_unknown_data_set_or_no_scorer():
+    with pytest.raises(ValueError, match="unknown"):
+        build_discriminator("dcgan", features="cifar10")
+    with pytest.raises(ValueError, match="nothing would score"):
+        build_discriminator("dcgan", pixels=False)
+
+
 @pytest.mark.parametrize("norm", ["batch", "layer", "none"])
 def test_dcgan64_critic_norm_decides_whether_samples_are_scored_alone(norm):
     """The reports' BatchNorm critic scores a sample by its batch; with layer norm or
