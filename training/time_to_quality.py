@@ -15,7 +15,11 @@ Then it reads their ``metric-cfd.jsonl`` and reports the training CPU minutes
 and thousands of images each needed to reach the target, and scores each run's
 last checkpoint by FID itself (``--fid-num-gen`` images, 0: not scored): a ratio
 holds only where that FID is at or under the baseline run's, since the
-classifier FD tracks FID for one kind of model and need not for another. The
+classifier FD tracks FID for one kind of model and need not for another.
+Recipes whose D learns from the domain classifier's own features (``FID_JUDGED``)
+are not stopped by that curve: they train a set number of epochs with a
+checkpoint per epoch, and are placed by FID itself, at the first checkpoint from
+which on every one scores at or under the baseline's stop checkpoint. The
 default target is ``dcgan-fashion``'s classifier FD (3.45 at its FID of 22.47,
 both on 10,000 images), the quality the reports' recipe reached in 840 kimg.
 CPU time, not wall time, is compared: it is what the recipe costs, whatever
@@ -66,7 +70,25 @@ RECIPES: dict[str, list[str]] = {
     # The same recipe on dcgan's networks told the class label, with mode seeking
     # (cdcgan-fashion's recipe): it uses the labels the data set comes with.
     "project-cdcgan": ["--arch", "cdcgan", *PROJECT, "--ms-lambda", "1"],
+    # Batch 32 with D's heads on the frozen domain classifier's features beside its own
+    # conv net (training/networks.py, FeatureHeads), and the same with a conv net of half
+    # the width. Their G learns the classifier's features, so the classifier FD is no
+    # proxy for them: they are judged by FID (see FID_JUDGED).
+    "project-features": [
+        "--arch", "dcgan", *PROJECT, "--batch-size", "32",
+        "--d-kwargs", '{"features": "fashion-mnist"}',
+    ],
+    "project-features-d32": [
+        "--arch", "dcgan", *PROJECT, "--batch-size", "32",
+        "--d-kwargs", '{"features": "fashion-mnist", "width": 32}',
+    ],
 }  # fmt: skip
+
+# Recipes whose classifier FD is no proxy for FID (their D learns from the classifier's
+# features): each trains this many epochs (of its 24-epoch schedule) with a checkpoint
+# every epoch, and then its checkpoints are scored by FID in order until one is at or
+# under the baseline's FID.
+FID_JUDGED: dict[str, int] = {"project-features": 6, "project-features-d32": 6}
 
 
 def default_recipes() -> list[str]:
@@ -144,13 +166,19 @@ def command_cell(run: Path) -> str:
 
 
 def report(
-    runs: dict[str, Path], target: float, fids: dict[str, dict[str, Any]] | None = None
+    runs: dict[str, Path],
+    target: float,
+    fids: dict[str, dict[str, Any]] | None = None,
+    fid_hits: dict[str, dict[str, Any] | None] | None = None,
 ) -> str:
     """One row per recipe: where its curve first reached the target, and (with ``fids``)
-    the FID of its last checkpoint; then each recipe's CPU ratio to the first one."""
-    fids = fids or {}
+    the FID of its last checkpoint; then each recipe's CPU ratio to the first one.
+
+    A recipe in ``fid_hits`` (an FID-judged one) is placed by FID instead: its first
+    checkpoint from which on every checkpoint is at or under the baseline's FID."""
+    fids, fid_hits = fids or {}, fid_hits or {}
     num_gen = next((f["num_gen"] for f in fids.values()), None)
-    fid_head = f" FID of the last checkpoint ({num_gen:,} images) |" if num_gen else ""
+    fid_head = f" FID ({num_gen:,} images) |" if num_gen else ""
     rows = [
         "| recipe | command | metric points | best cfd | reached "
         f"cfd <= {target} at | CPU minutes | kimg |{fid_head}",
@@ -159,17 +187,26 @@ def report(
     minutes: dict[str, float] = {}
     for name, run in runs.items():
         curve = read_curve(run)
-        hit = first_reaching(curve, target)
         best = min((p["classifier_fd"] for p in curve), default=float("nan"))
-        where = f"epoch {hit['epoch']}, step {hit['step']}" if hit else "not reached"
+        if name in fid_hits:
+            hit, base_fid = fid_hits[name], fids[next(iter(runs))]["fid"]
+            where = (
+                f"epoch {hit['epoch']} checkpoint, by FID <= {base_fid:.2f}"
+                if hit
+                else f"not reached by FID <= {base_fid:.2f}"
+            )
+            fid = hit
+        else:
+            hit = first_reaching(curve, target)
+            where = f"epoch {hit['epoch']}, step {hit['step']}" if hit else "not reached"
+            fid = fids.get(name)
         cpu = f"{hit['cpu_minutes']:.1f}" if hit else f"> {curve[-1]['cpu_minutes']:.1f}"
         kimg = f"{hit['kimg']:.0f}" if hit else f"> {curve[-1]['kimg']:.0f}"
         if hit:
             minutes[name] = hit["cpu_minutes"]
         cells = [name, command_cell(run), str(len(curve)), f"{best:.2f}", where, cpu, kimg]
         if num_gen:
-            f = fids.get(name)
-            cells.append(f"{f['fid']:.2f} ({f['kimg']:.0f} kimg)" if f else "–")
+            cells.append(f"{fid['fid']:.2f} ({fid['kimg']:.0f} kimg)" if fid else "–")
         rows.append("| " + " | ".join(cells) + " |")
     base = next(iter(runs))
     if base in minutes:
@@ -179,7 +216,9 @@ def report(
                 continue
             ratio = minutes[base] / minutes[name]
             line = f"CPU time to the target: {ratio:.2f}x less with {name} than {base}"
-            if base in fids and name in fids:  # the proxy, checked against FID itself
+            if name in fid_hits:
+                line += ", by FID itself"
+            elif base in fids and name in fids:  # the proxy, checked against FID itself
                 ours, theirs = fids[name]["fid"], fids[base]["fid"]
                 verdict = "confirmed" if ours <= theirs else "NOT confirmed"
                 line += f", {verdict} by FID ({ours:.2f} against {theirs:.2f})"
@@ -260,6 +299,21 @@ def measure_checkpoints(run: Path, epochs: list[int] | None, num_gen: int) -> No
             raise SystemExit(f"error: scoring {ckpt} failed")
 
 
+def first_checkpoint_under(run: Path, target: float, num_gen: int) -> dict[str, Any] | None:
+    """The first of the run's numbered checkpoints from which on every one scores FID <=
+    ``target`` (at ``num_gen`` images): scored from the last one down, stopping at the
+    first above the target, so a run that gets there early costs few evaluations."""
+    epochs = sorted(int(p.stem.split("-")[1]) for p in run.glob("checkpoint-[0-9]*.pt"))
+    hit = None
+    for epoch in reversed(epochs):
+        measure_checkpoints(run, [epoch], num_gen)
+        point = next(p for p in checkpoint_fids(run, num_gen) if p["epoch"] == epoch)
+        if point["fid"] > target:
+            break
+        hit = point
+    return hit
+
+
 def baseline_point(model_dir: Path) -> dict[str, Any]:
     """FID, kimg and training seconds of the baseline model, from its card."""
     from ganserve.card import CardError, ModelCard
@@ -324,8 +378,15 @@ def stop_on_target(
         for name, p in procs.items():
             if name in stopped or p.poll() is not None:
                 continue
-            if reached(_run_dir(outs[name]), target):
-                print(f"{name} reached classifier FD {target}: stopping it", flush=True)
+            run = _run_dir(outs[name])
+            if name in FID_JUDGED:
+                epochs = FID_JUDGED[name]
+                done = run is not None and (run / f"checkpoint-{epochs:06d}.pt").is_file()
+                why = f"trained {epochs} epochs"
+            else:
+                done, why = reached(run, target), f"reached classifier FD {target}"
+            if done:
+                print(f"{name} {why}: stopping it", flush=True)
                 p.send_signal(signal.SIGTERM)
                 stopped.add(name)
         time.sleep(0.5)
@@ -340,7 +401,8 @@ def train_side_by_side(
         cmd = [
             sys.executable, "-m", "training.train", *RECIPES[name], "--threads", "1",
             "--metrics", "cfd", "--metrics-kimg", str(metrics_kimg), "--metrics-images", "5000",
-            "--max-minutes", str(minutes), "--checkpoint-every", "5", "--no-progress",
+            "--max-minutes", str(minutes), "--no-progress",
+            "--checkpoint-every", "1" if name in FID_JUDGED else "5",
             "--out", str(out / name),
         ]  # fmt: skip
         procs[name] = subprocess.Popen(cmd)
@@ -428,10 +490,21 @@ def main(argv: list[str] | None = None) -> int:
         )
     for run in runs.values():
         read_curve(run)  # each has a curve, before any scoring
-    fids = {}
+    judged = [name for name in runs if name in FID_JUDGED]
+    if judged and next(iter(runs)) in FID_JUDGED:
+        raise SystemExit("error: the baseline (the first recipe) must be judged by its curve")
+    if judged and not args.fid_num_gen:
+        raise SystemExit(f"error: {', '.join(judged)} are judged by FID: --fid-num-gen must be > 0")
+    fids, hits = {}, {}
     if args.fid_num_gen:
-        fids = {name: last_checkpoint_fid(run, args.fid_num_gen) for name, run in runs.items()}
-    print(report(runs, args.target_cfd, fids))
+        fids = {
+            name: last_checkpoint_fid(run, args.fid_num_gen)
+            for name, run in runs.items()
+            if name not in FID_JUDGED
+        }
+        target_fid = fids[next(iter(runs))]["fid"]
+        hits = {n: first_checkpoint_under(runs[n], target_fid, args.fid_num_gen) for n in judged}
+    print(report(runs, args.target_cfd, fids, hits))
     return 0
 
 

@@ -49,7 +49,7 @@ def test_each_recipe_is_compared_with_the_first_and_scored_by_fid(tmp_path):
         "cond": {"fid": 20.44, "kimg": 6.4, "num_gen": 5000},
     }
     text = report({"reports": slow, "cond": fast, "project": never}, 3.45, fids)
-    assert "FID of the last checkpoint (5,000 images) |" in text
+    assert "FID (5,000 images) |" in text
     assert "| 10.0 | 6 | 20.44 (6 kimg) |" in text and "| > 10.0 | > 6 | – |" in text
     assert "3.00x less with cond than reports, confirmed by FID (20.44 against 22.10)." in text
     assert "with project" not in text
@@ -225,3 +225,68 @@ def test_the_default_recipes_use_bf16_only_where_the_cpu_computes_it(monkeypatch
     monkeypatch.setattr(training.loop, "cpu_bf16_native", lambda: native)
     assert default_recipes() == ["reports", fastest]
     assert ("--precision" in RECIPES[fastest]) is native
+
+
+def test_a_recipe_judged_by_fid_is_placed_by_its_checkpoints_not_its_curve(tmp_path):
+    """A D on the classifier's features drives the classifier FD down early; its place
+    is where its checkpoints' FID reached the baseline's, and the ratio says so."""
+    slow = _run(tmp_path, "slow", [(10, 9.0), (30, 3.4)])
+    feats = _run(tmp_path, "feats", [(2, 3.0), (4, 2.0), (6, 1.5)])
+    fids = {"reports": {"fid": 22.1, "kimg": 12.8, "num_gen": 5000}}
+    hit = {"epoch": 4, "kimg": 240.0, "cpu_minutes": 7.5, "fid": 21.9}
+    text = report(
+        {"reports": slow, "project-features": feats}, 3.45, fids, {"project-features": hit}
+    )
+    assert "| 1.50 | epoch 4 checkpoint, by FID <= 22.10 | 7.5 | 240 | 21.90 (240 kimg) |" in text
+    assert "4.00x less with project-features than reports, by FID itself." in text
+    text = report(
+        {"reports": slow, "project-features": feats}, 3.45, fids, {"project-features": None}
+    )
+    assert "not reached by FID <= 22.10 | > 6.0 |" in text and "x less" not in text
+
+
+def test_checkpoints_are_scored_from_the_last_down_until_one_misses_the_target(tmp_path):
+    from training.time_to_quality import first_checkpoint_under
+
+    run = _run(tmp_path, "run", [(1, 9.0)])
+    for epoch in range(1, 7):
+        (run / f"checkpoint-{epoch:06d}.pt").write_bytes(b"")  # not loadable: never scored
+    lines = [_fid_line(6, 360.0, 12.0, 21.0), _fid_line(5, 300.0, 10.0, 22.0)]
+    lines += [_fid_line(4, 240.0, 8.0, 22.2), _fid_line(3, 180.0, 6.0, 24.0)]
+    (run / "metric-fid.jsonl").write_text("\n".join(lines) + "\n")
+    hit = first_checkpoint_under(run, 22.47, 10000)  # epochs 1 and 2 are never reached
+    assert hit is not None and (hit["epoch"], hit["cpu_minutes"]) == (4, 8.0)
+    assert first_checkpoint_under(run, 20.0, 10000) is None  # the last is already above
+
+
+def test_a_recipe_judged_by_fid_is_stopped_after_its_epochs(tmp_path):
+    import subprocess
+    import sys
+
+    from training.time_to_quality import FID_JUDGED, stop_on_target
+
+    name = "project-features"
+    epochs = FID_JUDGED[name]
+    script = tmp_path / "run.py"
+    script.write_text(
+        STOPPABLE_RUN.replace(
+            "    time.sleep(0.5)\n",
+            f"    (run / 'checkpoint-{epochs:06d}.pt').write_text('') if i == 2 else None\n"
+            "    time.sleep(0.5)\n",
+        )
+    )
+    out = tmp_path / name  # its curve reaches the classifier FD target at once: not a stop
+    proc = subprocess.Popen([sys.executable, str(script), str(out), "[1.0, 1.0, 1.0]", "linger"])
+    stop_on_target({name: proc}, {name: out}, 3.45)
+    assert (out / "00000-fake" / "stopped").is_file()
+    lines = (out / "00000-fake" / "metric-cfd.jsonl").read_text().splitlines()
+    assert len(lines) >= 2  # not stopped at the first point, under the cfd target
+
+
+def test_fid_judged_recipes_need_fid_scoring_and_a_curve_judged_baseline(tmp_path):
+    a = _run(tmp_path / "reports", "00000-a", [(10, 3.0)])
+    b = _run(tmp_path / "project-features", "00000-b", [(10, 3.0)])
+    with pytest.raises(SystemExit, match="judged by FID: --fid-num-gen must be > 0"):
+        main(["--runs", str(a), str(b), "--fid-num-gen", "0"])
+    with pytest.raises(SystemExit, match="must be judged by its curve"):
+        main(["--runs", str(b), str(a)])
