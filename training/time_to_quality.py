@@ -86,8 +86,8 @@ RECIPES: dict[str, list[str]] = {
 
 # Recipes whose classifier FD is no proxy for FID (their D learns from the classifier's
 # features): each trains this many epochs (of its 24-epoch schedule) with a checkpoint
-# every epoch, and then its checkpoints are scored by FID in order until one is at or
-# under the baseline's FID.
+# every epoch; then its checkpoints are scored by FID from the last one down, and it is
+# placed at the first from which on every one is at or under the baseline's FID.
 FID_JUDGED: dict[str, int] = {"project-features": 6, "project-features-d32": 6}
 
 
